@@ -1,0 +1,1 @@
+"""Reelgraph's command line and the wiring that runs every service as a process."""

@@ -1,0 +1,123 @@
+"""The `reelgraph` command."""
+
+from __future__ import annotations
+
+import asyncio
+import importlib
+import sys
+from collections.abc import Callable
+from typing import Any
+
+import click
+
+from reelgraph.services import SERVICES, service_names
+from subgraphs.kernel.settings import Settings
+
+
+def _factory(spec: str) -> Callable[[Settings], Any]:
+    module, _, attr = spec.partition(":")
+    factory: Callable[[Settings], Any] = getattr(importlib.import_module(module), attr)
+    return factory
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+def main() -> None:
+    """Reelgraph: a video platform behind one federated GraphQL API.
+
+    Configuration comes from REELGRAPH_* environment variables; see docs/configuration.md.
+    """
+
+
+@main.command()
+def up() -> None:
+    """Run every service as its own supervised process, in the foreground (Ctrl-C stops all)."""
+    from reelgraph.supervisor import Supervisor
+
+    children = [(name, [sys.executable, "-m", "reelgraph", "serve", name]) for name in service_names()]
+    sys.exit(asyncio.run(Supervisor(children).run()))
+
+
+@main.command()
+@click.argument("service", type=click.Choice(service_names()))
+@click.option("--host", default=None, help="Interface to bind (default REELGRAPH_HOST).")
+@click.option("--port", type=int, default=None, help="Port (default REELGRAPH_<SERVICE>_PORT).")
+def serve(service: str, host: str | None, port: int | None) -> None:
+    """Run one service in the foreground."""
+    import uvicorn
+
+    from subgraphs.kernel.logging import configure_logging
+
+    settings = Settings()
+    configure_logging(service, settings.log_level)
+    spec = SERVICES[service]
+    assert spec.app_factory is not None
+    app = _factory(spec.app_factory)(settings)
+    uvicorn.run(
+        app,
+        host=host or settings.host,
+        port=port or settings.port(service),
+        log_config=None,
+        access_log=False,
+        server_header=False,
+        proxy_headers=False,
+        timeout_graceful_shutdown=10,
+    )
+
+
+@main.command()
+@click.argument("services", nargs=-1, type=click.Choice(service_names()))
+def migrate(services: tuple[str, ...]) -> None:
+    """Apply database migrations (every service's, or only those named)."""
+    from subgraphs.kernel.migrations import upgrade
+
+    settings = Settings()
+
+    async def run() -> None:
+        for name in services or tuple(n for n, s in SERVICES.items() if s.has_database):
+            await upgrade(name, settings.database_url_for(name))
+            click.echo(f"{name}: up to date")
+
+    asyncio.run(run())
+
+
+@main.command("make-migration")
+@click.argument("service", type=click.Choice(service_names()))
+@click.argument("message")
+def make_migration(service: str, message: str) -> None:
+    """Write a new migration from the difference between models and database (developers)."""
+    from alembic import command
+
+    from subgraphs.kernel.migrations import alembic_config, upgrade
+
+    settings = Settings()
+    url = settings.database_url_for(service)
+    asyncio.run(upgrade(service, url))
+    command.revision(alembic_config(service, url), message=message, autogenerate=True)
+
+
+@main.group()
+def auth() -> None:
+    """Manage the auth service's keys and accounts."""
+
+
+@auth.command("rotate-key")
+def rotate_key() -> None:
+    """Make a new signing key current. Tokens signed with the old key stay valid until they expire."""
+    from subgraphs.auth.app import key_store
+
+    store = key_store(Settings())
+    store.ensure()
+    click.echo(f"new signing key: {store.rotate()}")
+
+
+@auth.command("set-role")
+@click.argument("handle")
+@click.argument("role", type=click.Choice(["VIEWER", "CREATOR", "ADMIN"]))
+def set_role(handle: str, role: str) -> None:
+    """Give an account a role, e.g. make the first ADMIN (takes effect at its next token)."""
+    from subgraphs.auth.admin import set_role_by_handle
+
+    settings = Settings()
+    if not asyncio.run(set_role_by_handle(settings, handle, role)):
+        raise click.ClickException(f"no user with handle {handle!r}")
+    click.echo(f"{handle} is now {role}")

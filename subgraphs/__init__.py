@@ -1,0 +1,1 @@
+"""The four Reelgraph subgraphs (auth, video, engagement, billing) and their shared kernel."""

@@ -1,0 +1,69 @@
+"""Alembic per service: each subgraph keeps its own migrations, applied at start."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+from alembic import command, context
+from alembic.config import Config
+from sqlalchemy import MetaData, text
+from sqlalchemy.engine import Connection
+
+from subgraphs.kernel.db import create_engine, ensure_database, is_sqlite
+
+SUBGRAPHS_DIR = Path(__file__).resolve().parent.parent
+# Arbitrary but fixed: serialises migrations when several replicas start at once.
+_PG_MIGRATION_LOCK = 0x5265656C
+
+
+def alembic_config(service: str, url: str) -> Config:
+    config = Config()
+    config.set_main_option("script_location", str(SUBGRAPHS_DIR / service / "migrations"))
+    # Passed as an attribute rather than an option: option values go through
+    # ConfigParser interpolation, which would mangle a '%' in a password.
+    config.attributes["database_url"] = url
+    return config
+
+
+async def upgrade(service: str, url: str, revision: str = "head") -> None:
+    """Create the database if needed and bring it to `revision`."""
+    await ensure_database(url)
+    # Alembic's env.py runs its own event loop, so it gets a thread of its own.
+    await asyncio.to_thread(command.upgrade, alembic_config(service, url), revision)
+
+
+def run_env(target_metadata: MetaData) -> None:
+    """The body of every service's `migrations/env.py`."""
+    url: str = context.config.attributes["database_url"]
+    if context.is_offline_mode():
+        context.configure(url=url, target_metadata=target_metadata, literal_binds=True)
+        with context.begin_transaction():
+            context.run_migrations()
+        return
+    asyncio.run(_run_online(url, target_metadata))
+
+
+async def _run_online(url: str, target_metadata: MetaData) -> None:
+    engine = create_engine(url)
+    try:
+        async with engine.connect() as connection:
+            await connection.run_sync(_run_sync, url, target_metadata)
+            await connection.commit()
+    finally:
+        await engine.dispose()
+
+
+def _run_sync(connection: Connection, url: str, target_metadata: MetaData) -> None:
+    sqlite = is_sqlite(url)
+    if not sqlite:
+        connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _PG_MIGRATION_LOCK})
+    context.configure(
+        connection=connection,
+        target_metadata=target_metadata,
+        render_as_batch=sqlite,
+        compare_type=True,
+        transaction_per_migration=False,
+    )
+    with context.begin_transaction():
+        context.run_migrations()
