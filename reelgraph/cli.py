@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import importlib
+import signal
 import sys
 from collections.abc import Callable
 from typing import Any
@@ -52,6 +53,10 @@ def serve(service: str, host: str | None, port: int | None) -> None:
     spec = SERVICES[service]
     assert spec.app_factory is not None
     app = _factory(spec.app_factory)(settings)
+    # Uvicorn shuts down gracefully on these, then re-raises them to whatever handler was
+    # installed before it; exiting 0 there tells a supervisor the stop was clean.
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: sys.exit(0))
     uvicorn.run(
         app,
         host=host or settings.host,

@@ -1,0 +1,32 @@
+# Reelgraph: `make up` runs everything on embedded defaults; `make test` runs every check.
+SHELL := /bin/bash
+PY ?= python3
+UV := $(PY) -m uv
+export UV_PYTHON_DOWNLOADS := never
+
+.PHONY: install up test lint typecheck pytest clean
+
+install: .venv/.installed
+
+.venv/.installed: pyproject.toml uv.lock
+	@$(UV) --version >/dev/null 2>&1 || $(PY) -m pip install --quiet uv==0.13.9
+	$(UV) sync --frozen --python $(PY)
+	@touch $@
+
+up: install
+	.venv/bin/reelgraph up
+
+lint: install
+	.venv/bin/ruff check .
+	.venv/bin/ruff format --check .
+
+typecheck: install
+	.venv/bin/mypy reelgraph subgraphs supergraph media_worker
+
+pytest: install
+	.venv/bin/pytest
+
+test: lint typecheck pytest
+
+clean:
+	rm -rf .venv var .pytest_cache .mypy_cache .ruff_cache
