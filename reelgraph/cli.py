@@ -34,7 +34,9 @@ def up() -> None:
     """Run every service as its own supervised process, in the foreground (Ctrl-C stops all)."""
     from reelgraph.supervisor import Supervisor
 
-    children = [(name, [sys.executable, "-m", "reelgraph", "serve", name]) for name in service_names()]
+    children = [
+        (name, [sys.executable, "-m", "reelgraph", "serve", name]) for name in service_names()
+    ]
     sys.exit(asyncio.run(Supervisor(children).run()))
 
 
@@ -107,7 +109,7 @@ def auth() -> None:
 
 @auth.command("rotate-key")
 def rotate_key() -> None:
-    """Make a new signing key current. Tokens signed with the old key stay valid until they expire."""
+    """Make a new signing key current; tokens signed with the old key stay valid until expiry."""
     from subgraphs.auth.app import key_store
 
     store = key_store(Settings())

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from sqlalchemy import select
+from sqlmodel import col
 
 from subgraphs.auth import events
 from subgraphs.auth.models import User
@@ -18,7 +19,9 @@ async def set_role_by_handle(settings: Settings, handle: str, role: str) -> bool
     try:
         async with db.transaction() as session:
             user = (
-                await session.execute(select(User).where(User.handle_normalized == handle.lower()))
+                await session.execute(
+                    select(User).where(col(User.handle_normalized) == handle.lower())
+                )
             ).scalar_one_or_none()
             if user is None:
                 return False

@@ -30,7 +30,9 @@ def create_app(settings: Settings | None = None) -> ASGIApp:
     proxies = settings.trusted_proxy_set()
 
     async def context(connection: HTTPConnection) -> AuthContext:
-        return await build_context(AuthContext, connection, runtime.verifier, proxies, service=service)
+        return await build_context(
+            AuthContext, connection, runtime.verifier, proxies, service=service
+        )
 
     async def jwks(_: Request) -> Response:
         # Short cache: verifiers refetch on an unknown kid anyway, so rotation is seen fast.

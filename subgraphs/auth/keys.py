@@ -116,7 +116,9 @@ class KeyStore:
         keys = self._read_index()
         if retire_current:
             keys = [k if k.retired_at else SigningKey(k.kid, k.created_at, now) for k in keys]
-        expired = [k for k in keys if k.retired_at and k.retired_at + self.token_ttl + _GRACE_SECONDS < now]
+        expired = [
+            k for k in keys if k.retired_at and k.retired_at + self.token_ttl + _GRACE_SECONDS < now
+        ]
         for key in expired:
             with contextlib.suppress(FileNotFoundError):
                 (self.directory / f"{key.kid}.pem").unlink()
@@ -146,7 +148,11 @@ class KeyStore:
             return
         keys = self._read_index()
         now = time.time()
-        keys = [k for k in keys if not (k.retired_at and k.retired_at + self.token_ttl + _GRACE_SECONDS < now)]
+        keys = [
+            k
+            for k in keys
+            if not (k.retired_at and k.retired_at + self.token_ttl + _GRACE_SECONDS < now)
+        ]
         private: dict[str, bytes] = {}
         public: dict[str, dict[str, Any]] = {}
         for key in keys:

@@ -30,7 +30,9 @@ class User(AuthTable, table=True):
     bio: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
     role: str = Field(max_length=16)
     password_hash: str = Field(max_length=100)
-    suspended_at: datetime | None = Field(default=None, sa_column=Column(UTCDateTime, nullable=True))
+    suspended_at: datetime | None = Field(
+        default=None, sa_column=Column(UTCDateTime, nullable=True)
+    )
     created_at: datetime = Field(sa_column=Column(UTCDateTime, nullable=False, index=True))
     updated_at: datetime = Field(sa_column=Column(UTCDateTime, nullable=False))
 

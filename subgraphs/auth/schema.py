@@ -38,11 +38,11 @@ class Role(Enum):
 
 
 def _users_loader(info: AuthInfo) -> DataLoader[str, models.User | None]:
-    loader = info.context.loaders.get("users")
+    loader: DataLoader[str, models.User | None] | None = info.context.loaders.get("users")
     if loader is None:
         loader = DataLoader(load_fn=info.context.service.users_by_id)
         info.context.loaders["users"] = loader
-    return loader  # type: ignore[no-any-return]
+    return loader
 
 
 def _may_see_private(info: AuthInfo, user_id: str) -> bool:
@@ -135,7 +135,9 @@ class RegisterInput:
     display_name: str
 
 
-@strawberry.input(description="Only the fields you send change; send null to clear avatarUrl or bio.")
+@strawberry.input(
+    description="Only the fields you send change; send null to clear avatarUrl or bio."
+)
 class UpdateProfileInput:
     handle: str | None = strawberry.UNSET
     display_name: str | None = strawberry.UNSET
@@ -201,7 +203,9 @@ class Mutation:
         )
         return AuthPayload.of(tokens)
 
-    @strawberry.mutation(description="Trade a refresh token for new tokens; the old one stops working.")
+    @strawberry.mutation(
+        description="Trade a refresh token for new tokens; the old one stops working."
+    )
     async def refresh_token(self, info: AuthInfo, refresh_token: str) -> AuthPayload:
         return AuthPayload.of(await info.context.service.refresh(refresh_token))
 

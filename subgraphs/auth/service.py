@@ -17,6 +17,8 @@ from email_validator import EmailNotValidError, validate_email
 from sqlalchemy import delete, func, or_, select, tuple_, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.sql.elements import ColumnElement
+from sqlmodel import col
 
 from subgraphs.auth import events
 from subgraphs.auth.keys import KeyStore
@@ -37,8 +39,24 @@ from subgraphs.kernel.tokens import ROLES, AccessClaims
 
 HANDLE_PATTERN = re.compile(r"^[A-Za-z0-9_]{3,30}$")
 RESERVED_HANDLES = frozenset(
-    {"admin", "administrator", "root", "system", "support", "reelgraph", "api", "graphql",
-     "moderator", "staff", "help", "security", "null", "undefined", "me", "settings"}
+    {
+        "admin",
+        "administrator",
+        "root",
+        "system",
+        "support",
+        "reelgraph",
+        "api",
+        "graphql",
+        "moderator",
+        "staff",
+        "help",
+        "security",
+        "null",
+        "undefined",
+        "me",
+        "settings",
+    }
 )
 DISPLAY_NAME_MAX = 50
 BIO_MAX = 500
@@ -115,9 +133,7 @@ def validate_password(password: str, field: str = "password") -> str:
 def validate_handle(handle: str) -> str:
     handle = handle.strip()
     if not HANDLE_PATTERN.match(handle):
-        raise BadUserInput(
-            "Handle must be 3 to 30 letters, digits or underscores.", field="handle"
-        )
+        raise BadUserInput("Handle must be 3 to 30 letters, digits or underscores.", field="handle")
     if handle.lower() in RESERVED_HANDLES:
         raise BadUserInput("That handle is reserved.", field="handle")
     return handle
@@ -230,7 +246,9 @@ class AuthService:
         except BadUserInput:
             email_key = email.strip().lower()[:254]
         if len(password) > MAX_LENGTH:
-            raise BadUserInput(f"Password must be at most {MAX_LENGTH} characters.", field="password")
+            raise BadUserInput(
+                f"Password must be at most {MAX_LENGTH} characters.", field="password"
+            )
         await self._check_throttle(email_key, client_ip)
         async with self.db.transaction() as session:
             user = await self._user_by_email(session, email_key)
@@ -247,7 +265,7 @@ class AuthService:
         async with self.db.transaction() as session:
             await session.execute(
                 delete(LoginFailure).where(
-                    LoginFailure.scope == "account", LoginFailure.subject == email_key
+                    col(LoginFailure.scope) == "account", col(LoginFailure.subject) == email_key
                 )
             )
             return await self._open_session(session, user)
@@ -259,14 +277,16 @@ class AuthService:
         now = utcnow()
         async with self.db.transaction() as session:
             row = (
-                await session.execute(select(RefreshToken).where(RefreshToken.token_hash == token_hash))
+                await session.execute(
+                    select(RefreshToken).where(col(RefreshToken.token_hash) == token_hash)
+                )
             ).scalar_one_or_none()
             if row is None or row.revoked_at is not None:
                 raise Unauthenticated("Refresh token is not valid.")
             # Claim the rotation atomically: of two concurrent uses, exactly one wins.
             claimed = await session.execute(
                 update(RefreshToken)
-                .where(RefreshToken.id == row.id, RefreshToken.rotated_at.is_(None))
+                .where(col(RefreshToken.id) == row.id, col(RefreshToken.rotated_at).is_(None))
                 .values(rotated_at=now)
             )
             if getattr(claimed, "rowcount", 0) != 1:
@@ -282,7 +302,7 @@ class AuthService:
         if reused:
             # A rotated token came back: it was stolen or replayed. End the whole sign-in.
             async with self.db.transaction() as session:
-                await self._revoke(session, RefreshToken.family_id == row.family_id)
+                await self._revoke(session, col(RefreshToken.family_id) == row.family_id)
             raise Unauthenticated(
                 "Refresh token was already used; this session has been revoked.",
                 reason="REFRESH_TOKEN_REUSED",
@@ -296,18 +316,18 @@ class AuthService:
         async with self.db.transaction() as session:
             family = (
                 await session.execute(
-                    select(RefreshToken.family_id).where(
-                        RefreshToken.token_hash == _hash_refresh_token(refresh_token)
+                    select(col(RefreshToken.family_id)).where(
+                        col(RefreshToken.token_hash) == _hash_refresh_token(refresh_token)
                     )
                 )
             ).scalar_one_or_none()
             if family is not None:
-                await self._revoke(session, RefreshToken.family_id == family)
+                await self._revoke(session, col(RefreshToken.family_id) == family)
 
     async def logout_all(self, claims: AccessClaims) -> int:
         async with self.db.transaction() as session:
             user = await self._active_user(session, claims)
-            return await self._revoke(session, RefreshToken.user_id == user.id)
+            return await self._revoke(session, col(RefreshToken.user_id) == user.id)
 
     async def change_password(
         self, claims: AccessClaims, *, current_password: str, new_password: str, client_ip: str
@@ -322,7 +342,9 @@ class AuthService:
             await self._record_failure(user.email_normalized, client_ip)
             raise BadUserInput("Current password is incorrect.", field="currentPassword")
         if current_password == new_password:
-            raise BadUserInput("New password must differ from the current one.", field="newPassword")
+            raise BadUserInput(
+                "New password must differ from the current one.", field="newPassword"
+            )
         new_hash = await hash_password(new_password, rounds=self.settings.bcrypt_rounds)
         async with self.db.transaction() as session:
             user = await self._active_user(session, claims)
@@ -330,9 +352,9 @@ class AuthService:
             user.updated_at = utcnow()
             session.add(user)
             # Every other sign-in ends; the one that changed the password stays.
-            others = RefreshToken.user_id == user.id
+            others = col(RefreshToken.user_id) == user.id
             if claims.session_id:
-                others = others & (RefreshToken.family_id != claims.session_id)
+                others = others & (col(RefreshToken.family_id) != claims.session_id)
             await self._revoke(session, others)
 
     # Profile and roles ---------------------------------------------------------------------
@@ -413,7 +435,7 @@ class AuthService:
             user = await self._get_or_404(session, user_id)
             if suspended and user.suspended_at is None:
                 user.suspended_at = utcnow()
-                await self._revoke(session, RefreshToken.user_id == user.id)
+                await self._revoke(session, col(RefreshToken.user_id) == user.id)
             elif not suspended:
                 user.suspended_at = None
             user.updated_at = utcnow()
@@ -450,7 +472,9 @@ class AuthService:
     async def users_by_id(self, ids: Sequence[str]) -> list[User | None]:
         valid = [i for i in ids if _is_uuid(i)]
         async with self.db.transaction() as session:
-            rows = (await session.execute(select(User).where(User.id.in_(valid)))).scalars().all()  # type: ignore[attr-defined]
+            rows = (
+                (await session.execute(select(User).where(col(User.id).in_(valid)))).scalars().all()
+            )
         found = {u.id: u for u in rows}
         return [found.get(i) for i in ids]
 
@@ -460,7 +484,7 @@ class AuthService:
         async with self.db.transaction() as session:
             return (
                 await session.execute(
-                    select(User).where(User.handle_normalized == handle.strip().lower())
+                    select(User).where(col(User.handle_normalized) == handle.strip().lower())
                 )
             ).scalar_one_or_none()
 
@@ -471,7 +495,7 @@ class AuthService:
     async def list_users(self, claims: AccessClaims, *, first: int, after: str | None) -> UserPage:
         async with self.db.transaction() as session:
             await self._require_admin(session, claims)
-            query = select(User).order_by(User.created_at, User.id)  # type: ignore[arg-type]
+            query = select(User).order_by(col(User.created_at), col(User.id))
             if after is not None:
                 created, user_id = decode_cursor(after, 2)
                 try:
@@ -479,7 +503,7 @@ class AuthService:
                 except ValueError:
                     raise BadUserInput("Invalid cursor.", field="after") from None
                 query = query.where(
-                    tuple_(User.created_at, User.id) > tuple_(created_at, str(user_id))  # type: ignore[arg-type]
+                    tuple_(col(User.created_at), col(User.id)) > tuple_(created_at, str(user_id))
                 )
             rows = (await session.execute(query.limit(first + 1))).scalars().all()
             total = (await session.execute(select(func.count()).select_from(User))).scalar_one()
@@ -526,22 +550,22 @@ class AuthService:
         access_token, expires_in = self._access_token(user, session_id=family_id)
         return IssuedTokens(access_token, refresh_token, expires_in, user)
 
-    async def _revoke(self, session: AsyncSession, condition: object) -> int:
+    async def _revoke(self, session: AsyncSession, condition: ColumnElement[bool]) -> int:
         result = await session.execute(
             update(RefreshToken)
-            .where(condition, RefreshToken.revoked_at.is_(None))  # type: ignore[arg-type,union-attr]
+            .where(condition, col(RefreshToken.revoked_at).is_(None))
             .values(revoked_at=utcnow())
         )
         return int(getattr(result, "rowcount", 0))
 
     async def _delete(self, session: AsyncSession, user: User) -> None:
-        await session.execute(delete(RefreshToken).where(RefreshToken.user_id == user.id))  # type: ignore[arg-type]
+        await session.execute(delete(RefreshToken).where(col(RefreshToken.user_id) == user.id))
         await session.delete(user)
         await events.user_deleted(session, user.id)
 
     async def _user_by_email(self, session: AsyncSession, email_key: str) -> User | None:
         return (
-            await session.execute(select(User).where(User.email_normalized == email_key))
+            await session.execute(select(User).where(col(User.email_normalized) == email_key))
         ).scalar_one_or_none()
 
     async def _check_unique(
@@ -549,9 +573,9 @@ class AuthService:
     ) -> None:
         conditions = []
         if email_key is not None:
-            conditions.append(User.email_normalized == email_key)
+            conditions.append(col(User.email_normalized) == email_key)
         if handle_key is not None:
-            conditions.append(User.handle_normalized == handle_key)
+            conditions.append(col(User.handle_normalized) == handle_key)
         clashes = (await session.execute(select(User).where(or_(*conditions)))).scalars().all()
         for user in clashes:
             if email_key is not None and user.email_normalized == email_key:
@@ -582,7 +606,9 @@ class AuthService:
 
     async def _dummy(self) -> str:
         if self._dummy_hash is None:
-            self._dummy_hash = await hash_password(secrets.token_hex(16), rounds=self.settings.bcrypt_rounds)
+            self._dummy_hash = await hash_password(
+                secrets.token_hex(16), rounds=self.settings.bcrypt_rounds
+            )
         return self._dummy_hash
 
     # Throttling ----------------------------------------------------------------------------
@@ -598,10 +624,10 @@ class AuthService:
             for scope, subject, limit in limits:
                 count, oldest = (
                     await session.execute(
-                        select(func.count(), func.min(LoginFailure.at)).where(
-                            LoginFailure.scope == scope,
-                            LoginFailure.subject == subject,
-                            LoginFailure.at > since,
+                        select(func.count(), func.min(col(LoginFailure.at))).where(
+                            col(LoginFailure.scope) == scope,
+                            col(LoginFailure.subject) == subject,
+                            col(LoginFailure.at) > since,
                         )
                     )
                 ).one()
@@ -618,7 +644,9 @@ class AuthService:
             session.add(LoginFailure(scope="account", subject=email_key, at=now))
             session.add(LoginFailure(scope="ip", subject=client_ip, at=now))
             await session.execute(
-                delete(LoginFailure).where(LoginFailure.at < now - self.settings.login_failure_window)  # type: ignore[arg-type]
+                delete(LoginFailure).where(
+                    col(LoginFailure.at) < now - self.settings.login_failure_window
+                )
             )
 
 

@@ -61,9 +61,7 @@ async def build_context(
     trusted_proxies: frozenset[str],
     **fields: Any,
 ) -> C:
-    context = cls(
-        connection=connection, client_ip=client_ip(connection, trusted_proxies), **fields
-    )
+    context = cls(connection=connection, client_ip=client_ip(connection, trusted_proxies), **fields)
     try:
         token = bearer_token(connection.headers.get("authorization"))
         if token is not None:
@@ -112,8 +110,12 @@ def to_client_error(error: GraphQLError) -> GraphQLError:
         message = INTERNAL_MESSAGE
         extensions = {"code": "INTERNAL"}
     return GraphQLError(
-        message, nodes=error.nodes, source=error.source, positions=error.positions,
-        path=error.path, extensions=extensions,
+        message,
+        nodes=error.nodes,
+        source=error.source,
+        positions=error.positions,
+        path=error.path,
+        extensions=extensions,
     )
 
 
@@ -123,8 +125,9 @@ class ErrorCodes(SchemaExtension):
     def on_operation(self) -> Iterator[None]:
         yield
         result = self.execution_context.result
-        if result is not None and getattr(result, "errors", None):
-            result.errors = [to_client_error(e) for e in result.errors]
+        errors = getattr(result, "errors", None)
+        if result is not None and errors:
+            result.errors = [to_client_error(e) for e in errors]
 
 
 class Schema(strawberry.federation.Schema):
@@ -139,7 +142,9 @@ class Schema(strawberry.federation.Schema):
                 original = error.original_error
                 log.error(
                     "unexpected error in resolver",
-                    exc_info=(type(original), original, original.__traceback__) if original else None,
+                    exc_info=(type(original), original, original.__traceback__)
+                    if original
+                    else None,
                     extra={"path": error.path},
                 )
 

@@ -78,7 +78,9 @@ class GraphQLEndpoint(GraphQL[Any, None]):
         super().__init__(schema, graphql_ide=None, **kwargs)
         self._context_factory = context_factory
 
-    async def get_context(self, request: Request | WebSocket, response: Response | WebSocket) -> Any:
+    async def get_context(
+        self, request: Request | WebSocket, response: Response | WebSocket
+    ) -> Any:
         return await self._context_factory(request)
 
 

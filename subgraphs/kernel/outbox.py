@@ -42,7 +42,9 @@ def define_outbox(metadata: MetaData) -> Table:
     return Table(
         "outbox",
         metadata,
-        Column("id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True),
+        Column(
+            "id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True
+        ),
         Column("topic", String(200), nullable=False),
         Column("payload", Text, nullable=False),
         Column("headers", Text, nullable=False, default="{}"),

@@ -30,7 +30,9 @@ def decode_cursor(cursor: str, arity: int) -> list[Any]:
     return values
 
 
-def page_size(first: int | None, *, default: int = DEFAULT_PAGE_SIZE, maximum: int = MAX_PAGE_SIZE) -> int:
+def page_size(
+    first: int | None, *, default: int = DEFAULT_PAGE_SIZE, maximum: int = MAX_PAGE_SIZE
+) -> int:
     if first is None:
         return default
     if first < 0 or first > maximum:

@@ -54,7 +54,10 @@ class ServiceRuntime:
         await upgrade(self.name, self.db.url)
         self.stop_event.clear()
         self._tasks = [asyncio.create_task(task(self.stop_event)) for task in self._background]
-        log.info("service started", extra={"database": self.db.engine.dialect.name, "bus": self.settings.bus})
+        log.info(
+            "service started",
+            extra={"database": self.db.engine.dialect.name, "bus": self.settings.bus},
+        )
 
     async def stop(self) -> None:
         self.stop_event.set()

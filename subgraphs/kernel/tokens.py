@@ -20,7 +20,7 @@ from jose.exceptions import ExpiredSignatureError, JOSEError, JWTClaimsError
 from subgraphs.kernel.errors import Unauthenticated
 
 SIGNING_ALGORITHM = "ES256"
-ACCESS_TOKEN_TYPE = "at+jwt"
+ACCESS_TOKEN_TYPE = "at+jwt"  # noqa: S105 - a JWT "typ" value, not a secret
 ROLES = ("VIEWER", "CREATOR", "ADMIN")
 
 
@@ -48,7 +48,7 @@ class KeySource(Protocol):
 
 
 class JwksClient:
-    """Fetches and caches a JWKS over HTTP; refetches on an unknown kid, at most every few seconds."""
+    """Fetches and caches a JWKS over HTTP; refetches on an unknown kid, at most every 2 s."""
 
     def __init__(
         self,

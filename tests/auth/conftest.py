@@ -8,7 +8,14 @@ from typing import Any
 
 import pytest
 
-from tests.support.processes import BACKEND_IDS, BACKENDS, Environment, GraphQLClient, ServiceProcess, environment
+from tests.support.processes import (
+    BACKEND_IDS,
+    BACKENDS,
+    Environment,
+    GraphQLClient,
+    ServiceProcess,
+    environment,
+)
 
 REGISTER = """
 mutation Register($input: RegisterInput!) {
@@ -18,7 +25,9 @@ mutation Register($input: RegisterInput!) {
 
 
 @pytest.fixture(scope="module", params=BACKENDS, ids=BACKEND_IDS)
-def auth_env(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Environment]:
+def auth_env(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Environment]:
     database, bus = request.param
     tmp: Path = tmp_path_factory.mktemp(f"auth-{database}-{bus}")
     with environment(
@@ -52,7 +61,9 @@ class Accounts:
         self.gql = gql
         self.count = 0
 
-    async def register(self, password: str = "correct horse battery", **overrides: Any) -> dict[str, Any]:
+    async def register(
+        self, password: str = "correct horse battery", **overrides: Any
+    ) -> dict[str, Any]:
         import uuid
 
         tag = uuid.uuid4().hex[:10]

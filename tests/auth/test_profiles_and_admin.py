@@ -34,7 +34,9 @@ async def _admin(accounts: Accounts, gql: GraphQLClient, env: Environment) -> di
     return {**admin, "accessToken": body["data"]["login"]["accessToken"]}
 
 
-async def test_email_is_private_to_self_and_admins(gql: GraphQLClient, accounts: Accounts, auth_env: Environment) -> None:
+async def test_email_is_private_to_self_and_admins(
+    gql: GraphQLClient, accounts: Accounts, auth_env: Environment
+) -> None:
     alice, bob = await accounts.register(), await accounts.register()
     alice_id = alice["user"]["id"]
     as_bob = await gql.execute(USER, {"id": alice_id}, token=bob["accessToken"])
@@ -49,10 +51,15 @@ async def test_email_is_private_to_self_and_admins(gql: GraphQLClient, accounts:
     assert as_admin["data"]["user"]["email"] == alice["email"]
 
 
-async def test_email_stays_private_through_entity_resolution(gql: GraphQLClient, accounts: Accounts) -> None:
+async def test_email_stays_private_through_entity_resolution(
+    gql: GraphQLClient, accounts: Accounts
+) -> None:
     alice, bob = await accounts.register(), await accounts.register()
-    query = 'query E($r: [_Any!]!) { _entities(representations: $r) { ... on User { id email handle } } }'
-    reps = [{"__typename": "User", "id": alice["user"]["id"]}, {"__typename": "User", "id": bob["user"]["id"]}]
+    query = "query E($r: [_Any!]!) { _entities(representations: $r) { ... on User { id email handle } } }"
+    reps = [
+        {"__typename": "User", "id": alice["user"]["id"]},
+        {"__typename": "User", "id": bob["user"]["id"]},
+    ]
     body = await gql.execute(query, {"r": reps}, token=bob["accessToken"])
     alice_entity, bob_entity = body["data"]["_entities"]
     assert alice_entity["email"] is None
@@ -62,7 +69,8 @@ async def test_email_stays_private_through_entity_resolution(gql: GraphQLClient,
 async def test_user_lookups(gql: GraphQLClient, accounts: Accounts) -> None:
     alice = await accounts.register()
     by_handle = await gql.execute(
-        "query H($h: String!) { userByHandle(handle: $h) { id } }", {"h": alice["user"]["handle"].upper()}
+        "query H($h: String!) { userByHandle(handle: $h) { id } }",
+        {"h": alice["user"]["handle"].upper()},
     )
     assert by_handle["data"]["userByHandle"]["id"] == alice["user"]["id"]
     for missing in ["00000000-0000-0000-0000-000000000000", "not-a-uuid"]:
@@ -74,12 +82,20 @@ async def test_update_profile(gql: GraphQLClient, accounts: Accounts) -> None:
     token = user["accessToken"]
     body = await gql.execute(
         UPDATE,
-        {"input": {"displayName": "Renamed", "bio": "I film trains.\nMostly.", "avatarUrl": "https://cdn.example.com/a.png"}},
+        {
+            "input": {
+                "displayName": "Renamed",
+                "bio": "I film trains.\nMostly.",
+                "avatarUrl": "https://cdn.example.com/a.png",
+            }
+        },
         token=token,
     )
     assert body["data"]["updateProfile"] == {
-        "handle": user["user"]["handle"], "displayName": "Renamed",
-        "avatarUrl": "https://cdn.example.com/a.png", "bio": "I film trains.\nMostly.",
+        "handle": user["user"]["handle"],
+        "displayName": "Renamed",
+        "avatarUrl": "https://cdn.example.com/a.png",
+        "bio": "I film trains.\nMostly.",
     }
     # Sending null clears; leaving a field out keeps it.
     body = await gql.execute(UPDATE, {"input": {"bio": None}}, token=token)
@@ -111,10 +127,14 @@ async def test_update_profile_rejects_bad_input(
 
 async def test_update_profile_handle_must_be_free(gql: GraphQLClient, accounts: Accounts) -> None:
     alice, bob = await accounts.register(), await accounts.register()
-    body = await gql.execute(UPDATE, {"input": {"handle": alice["user"]["handle"].upper()}}, token=bob["accessToken"])
+    body = await gql.execute(
+        UPDATE, {"input": {"handle": alice["user"]["handle"].upper()}}, token=bob["accessToken"]
+    )
     assert error_codes(body) == ["CONFLICT"]
     # Changing the case of your own handle is fine.
-    body = await gql.execute(UPDATE, {"input": {"handle": bob["user"]["handle"].upper()}}, token=bob["accessToken"])
+    body = await gql.execute(
+        UPDATE, {"input": {"handle": bob["user"]["handle"].upper()}}, token=bob["accessToken"]
+    )
     assert body["data"]["updateProfile"]["handle"] == bob["user"]["handle"].upper()
 
 
@@ -122,7 +142,9 @@ async def test_update_profile_needs_a_viewer(gql: GraphQLClient) -> None:
     assert error_codes(await gql.execute(UPDATE, {"input": {"bio": "x"}})) == ["UNAUTHENTICATED"]
 
 
-async def test_become_creator_issues_a_token_with_the_new_role(gql: GraphQLClient, accounts: Accounts) -> None:
+async def test_become_creator_issues_a_token_with_the_new_role(
+    gql: GraphQLClient, accounts: Accounts
+) -> None:
     user = await accounts.register()
     query = "mutation { becomeCreator { accessToken expiresIn user { role } } }"
     assert error_codes(await gql.execute(query)) == ["UNAUTHENTICATED"]
@@ -136,9 +158,13 @@ async def test_become_creator_issues_a_token_with_the_new_role(gql: GraphQLClien
     assert again["data"]["becomeCreator"]["user"]["role"] == "CREATOR"
 
 
-async def test_users_is_for_admins_and_paginates(gql: GraphQLClient, accounts: Accounts, auth_env: Environment) -> None:
+async def test_users_is_for_admins_and_paginates(
+    gql: GraphQLClient, accounts: Accounts, auth_env: Environment
+) -> None:
     viewer = await accounts.register()
-    assert error_codes(await gql.execute(USERS, {"first": 2}, token=viewer["accessToken"])) == ["FORBIDDEN"]
+    assert error_codes(await gql.execute(USERS, {"first": 2}, token=viewer["accessToken"])) == [
+        "FORBIDDEN"
+    ]
     assert error_codes(await gql.execute(USERS, {"first": 2})) == ["UNAUTHENTICATED"]
     admin = await _admin(accounts, gql, auth_env)
     seen: list[str] = []
@@ -161,10 +187,14 @@ async def test_users_is_for_admins_and_paginates(gql: GraphQLClient, accounts: A
 async def test_set_user_role(gql: GraphQLClient, accounts: Accounts, auth_env: Environment) -> None:
     mutation = "mutation S($id: ID!, $r: Role!) { setUserRole(userId: $id, role: $r) { id role } }"
     target, other = await accounts.register(), await accounts.register()
-    body = await gql.execute(mutation, {"id": target["user"]["id"], "r": "ADMIN"}, token=other["accessToken"])
+    body = await gql.execute(
+        mutation, {"id": target["user"]["id"], "r": "ADMIN"}, token=other["accessToken"]
+    )
     assert error_codes(body) == ["FORBIDDEN"]
     admin = await _admin(accounts, gql, auth_env)
-    body = await gql.execute(mutation, {"id": target["user"]["id"], "r": "CREATOR"}, token=admin["accessToken"])
+    body = await gql.execute(
+        mutation, {"id": target["user"]["id"], "r": "CREATOR"}, token=admin["accessToken"]
+    )
     assert body["data"]["setUserRole"]["role"] == "CREATOR"
     cases = [
         ({"id": "not-a-uuid", "r": "CREATOR"}, "BAD_USER_INPUT"),
@@ -173,42 +203,70 @@ async def test_set_user_role(gql: GraphQLClient, accounts: Accounts, auth_env: E
         ({"id": target["user"]["id"], "r": "EMPEROR"}, "BAD_USER_INPUT"),
     ]
     for variables, code in cases:
-        assert error_codes(await gql.execute(mutation, variables, token=admin["accessToken"])) == [code], variables
+        assert error_codes(await gql.execute(mutation, variables, token=admin["accessToken"])) == [
+            code
+        ], variables
 
 
-async def test_suspension_locks_the_account_out(gql: GraphQLClient, accounts: Accounts, auth_env: Environment) -> None:
+async def test_suspension_locks_the_account_out(
+    gql: GraphQLClient, accounts: Accounts, auth_env: Environment
+) -> None:
     suspend = "mutation S($id: ID!) { suspendUser(userId: $id) { id suspended } }"
     reinstate = "mutation S($id: ID!) { reinstateUser(userId: $id) { id suspended } }"
     user, other = await accounts.register(), await accounts.register()
-    assert error_codes(await gql.execute(suspend, {"id": user["user"]["id"]}, token=other["accessToken"])) == ["FORBIDDEN"]
+    assert error_codes(
+        await gql.execute(suspend, {"id": user["user"]["id"]}, token=other["accessToken"])
+    ) == ["FORBIDDEN"]
     admin = await _admin(accounts, gql, auth_env)
     body = await gql.execute(suspend, {"id": user["user"]["id"]}, token=admin["accessToken"])
     assert body["data"]["suspendUser"]["suspended"] is True
     # Everything they held stops working: refresh, sign-in, and their access token at auth.
-    assert error_codes(await gql.execute(REFRESH, {"t": user["refreshToken"]})) == ["UNAUTHENTICATED"]
+    assert error_codes(await gql.execute(REFRESH, {"t": user["refreshToken"]})) == [
+        "UNAUTHENTICATED"
+    ]
     login = await gql.execute(LOGIN, {"email": user["email"], "password": user["password"]})
     assert error_codes(login) == ["FORBIDDEN"]
-    assert error_codes(await gql.execute("{ me { id } }", token=user["accessToken"])) == ["FORBIDDEN"]
-    assert error_codes(await gql.execute(suspend, {"id": admin["user"]["id"]}, token=admin["accessToken"])) == ["FORBIDDEN"]
+    assert error_codes(await gql.execute("{ me { id } }", token=user["accessToken"])) == [
+        "FORBIDDEN"
+    ]
+    assert error_codes(
+        await gql.execute(suspend, {"id": admin["user"]["id"]}, token=admin["accessToken"])
+    ) == ["FORBIDDEN"]
     body = await gql.execute(reinstate, {"id": user["user"]["id"]}, token=admin["accessToken"])
     assert body["data"]["reinstateUser"]["suspended"] is False
-    assert "errors" not in await gql.execute(LOGIN, {"email": user["email"], "password": user["password"]})
+    assert "errors" not in await gql.execute(
+        LOGIN, {"email": user["email"], "password": user["password"]}
+    )
 
 
-async def test_delete_account_and_delete_user(gql: GraphQLClient, accounts: Accounts, auth_env: Environment) -> None:
+async def test_delete_account_and_delete_user(
+    gql: GraphQLClient, accounts: Accounts, auth_env: Environment
+) -> None:
     me = await accounts.register()
-    wrong = await gql.execute("mutation { deleteAccount(password: \"nope nope\") }", token=me["accessToken"])
+    wrong = await gql.execute(
+        'mutation { deleteAccount(password: "nope nope") }', token=me["accessToken"]
+    )
     assert error_codes(wrong) == ["BAD_USER_INPUT"]
     body = await gql.execute(
-        "mutation D($p: String!) { deleteAccount(password: $p) }", {"p": me["password"]}, token=me["accessToken"]
+        "mutation D($p: String!) { deleteAccount(password: $p) }",
+        {"p": me["password"]},
+        token=me["accessToken"],
     )
     assert body["data"]["deleteAccount"] is True
     assert (await gql.execute(USER, {"id": me["user"]["id"]}))["data"]["user"] is None
-    assert error_codes(await gql.execute(LOGIN, {"email": me["email"], "password": me["password"]})) == ["UNAUTHENTICATED"]
+    assert error_codes(
+        await gql.execute(LOGIN, {"email": me["email"], "password": me["password"]})
+    ) == ["UNAUTHENTICATED"]
 
     victim, other = await accounts.register(), await accounts.register()
     delete = "mutation D($id: ID!) { deleteUser(userId: $id) }"
-    assert error_codes(await gql.execute(delete, {"id": victim["user"]["id"]}, token=other["accessToken"])) == ["FORBIDDEN"]
+    assert error_codes(
+        await gql.execute(delete, {"id": victim["user"]["id"]}, token=other["accessToken"])
+    ) == ["FORBIDDEN"]
     admin = await _admin(accounts, gql, auth_env)
-    assert (await gql.execute(delete, {"id": victim["user"]["id"]}, token=admin["accessToken"]))["data"]["deleteUser"]
-    assert error_codes(await gql.execute(delete, {"id": victim["user"]["id"]}, token=admin["accessToken"])) == ["NOT_FOUND"]
+    assert (await gql.execute(delete, {"id": victim["user"]["id"]}, token=admin["accessToken"]))[
+        "data"
+    ]["deleteUser"]
+    assert error_codes(
+        await gql.execute(delete, {"id": victim["user"]["id"]}, token=admin["accessToken"])
+    ) == ["NOT_FOUND"]

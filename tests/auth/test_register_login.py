@@ -56,7 +56,9 @@ async def test_register_returns_tokens_and_a_viewer(gql: GraphQLClient) -> None:
         ({"displayName": "bell\x07"}, "displayName"),
     ],
 )
-async def test_register_rejects_bad_input(gql: GraphQLClient, overrides: dict[str, str], field: str) -> None:
+async def test_register_rejects_bad_input(
+    gql: GraphQLClient, overrides: dict[str, str], field: str
+) -> None:
     body = await gql.execute(REGISTER, {"input": _input(**overrides)})
     assert error_codes(body) == ["BAD_USER_INPUT"], body
     assert body["errors"][0]["extensions"]["field"] == field
@@ -85,7 +87,9 @@ async def test_email_and_handle_are_unique_case_insensitively(gql: GraphQLClient
 
 async def test_concurrent_registrations_of_one_email_create_one_account(gql: GraphQLClient) -> None:
     email = f"race_{uuid.uuid4().hex[:8]}@example.com"
-    bodies = await asyncio.gather(*(gql.execute(REGISTER, {"input": _input(email=email)}) for _ in range(8)))
+    bodies = await asyncio.gather(
+        *(gql.execute(REGISTER, {"input": _input(email=email)}) for _ in range(8))
+    )
     winners = [b for b in bodies if "errors" not in b]
     assert len(winners) == 1
     assert all(error_codes(b) == ["CONFLICT"] for b in bodies if b not in winners)
@@ -97,10 +101,16 @@ async def test_login_with_any_email_case(gql: GraphQLClient, accounts: Accounts)
     assert body["data"]["login"]["user"]["id"] == user["user"]["id"]
 
 
-async def test_login_failures_do_not_reveal_which_part_was_wrong(gql: GraphQLClient, accounts: Accounts) -> None:
+async def test_login_failures_do_not_reveal_which_part_was_wrong(
+    gql: GraphQLClient, accounts: Accounts
+) -> None:
     user = await accounts.register()
-    wrong_password = await gql.execute(LOGIN, {"email": user["email"], "password": "not the password"})
-    unknown_email = await gql.execute(LOGIN, {"email": "nobody@example.com", "password": "whatever12"})
+    wrong_password = await gql.execute(
+        LOGIN, {"email": user["email"], "password": "not the password"}
+    )
+    unknown_email = await gql.execute(
+        LOGIN, {"email": "nobody@example.com", "password": "whatever12"}
+    )
     assert error_codes(wrong_password) == error_codes(unknown_email) == ["UNAUTHENTICATED"]
     assert wrong_password["errors"][0]["message"] == unknown_email["errors"][0]["message"]
 
@@ -115,14 +125,18 @@ async def test_long_passwords_are_not_truncated(gql: GraphQLClient, accounts: Ac
     assert error_codes(other) == ["UNAUTHENTICATED"]
 
 
-async def test_multibyte_passwords_over_72_bytes_work(gql: GraphQLClient, accounts: Accounts) -> None:
+async def test_multibyte_passwords_over_72_bytes_work(
+    gql: GraphQLClient, accounts: Accounts
+) -> None:
     password = "密码" * 20  # 120 bytes of UTF-8
     user = await accounts.register(password=password)
     body = await gql.execute(LOGIN, {"email": user["email"], "password": password})
     assert "errors" not in body
 
 
-async def test_account_is_throttled_after_repeated_failures(gql: GraphQLClient, accounts: Accounts) -> None:
+async def test_account_is_throttled_after_repeated_failures(
+    gql: GraphQLClient, accounts: Accounts
+) -> None:
     user = await accounts.register()
     for _ in range(5):
         body = await gql.execute(LOGIN, {"email": user["email"], "password": "wrong password"})
@@ -140,24 +154,34 @@ async def test_account_is_throttled_after_repeated_failures(gql: GraphQLClient, 
 async def test_address_is_throttled_across_accounts(gql: GraphQLClient, accounts: Accounts) -> None:
     victim = await accounts.register()
     for i in range(12):
-        body = await gql.execute(LOGIN, {"email": f"guess{i}@example.com", "password": "wrong password"})
+        body = await gql.execute(
+            LOGIN, {"email": f"guess{i}@example.com", "password": "wrong password"}
+        )
         assert error_codes(body) == ["UNAUTHENTICATED"]
     body = await gql.execute(LOGIN, {"email": victim["email"], "password": victim["password"]})
     assert error_codes(body) == ["RATE_LIMITED"]
     # The account itself is not locked for everyone else.
     elsewhere = GraphQLClient(gql.url)
     try:
-        body = await elsewhere.execute(LOGIN, {"email": victim["email"], "password": victim["password"]})
+        body = await elsewhere.execute(
+            LOGIN, {"email": victim["email"], "password": victim["password"]}
+        )
     finally:
         await elsewhere.close()
     assert "errors" not in body
 
 
-async def test_successful_login_resets_the_account_counter(gql: GraphQLClient, accounts: Accounts) -> None:
+async def test_successful_login_resets_the_account_counter(
+    gql: GraphQLClient, accounts: Accounts
+) -> None:
     user = await accounts.register()
     for _ in range(4):
         await gql.execute(LOGIN, {"email": user["email"], "password": "wrong password"})
-    assert "errors" not in await gql.execute(LOGIN, {"email": user["email"], "password": user["password"]})
+    assert "errors" not in await gql.execute(
+        LOGIN, {"email": user["email"], "password": user["password"]}
+    )
     for _ in range(4):
         await gql.execute(LOGIN, {"email": user["email"], "password": "wrong password"})
-    assert "errors" not in await gql.execute(LOGIN, {"email": user["email"], "password": user["password"]})
+    assert "errors" not in await gql.execute(
+        LOGIN, {"email": user["email"], "password": user["password"]}
+    )

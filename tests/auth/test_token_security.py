@@ -31,8 +31,13 @@ def _b64(data: dict[str, Any] | bytes) -> str:
 def _claims(user_id: str, **overrides: Any) -> dict[str, Any]:
     now = int(time.time())
     claims = {
-        "sub": user_id, "role": "ADMIN", "iss": "reelgraph-auth", "aud": "reelgraph",
-        "iat": now, "exp": now + 300, "jti": uuid.uuid4().hex,
+        "sub": user_id,
+        "role": "ADMIN",
+        "iss": "reelgraph-auth",
+        "aud": "reelgraph",
+        "iat": now,
+        "exp": now + 300,
+        "jti": uuid.uuid4().hex,
     }
     claims.update(overrides)
     return claims
@@ -46,10 +51,14 @@ async def _me_codes(gql: GraphQLClient, token: str) -> list[str]:
     return error_codes(await gql.execute(ME, token=token))
 
 
-async def test_alg_none_is_refused(gql: GraphQLClient, accounts: Accounts, auth_env: Environment) -> None:
+async def test_alg_none_is_refused(
+    gql: GraphQLClient, accounts: Accounts, auth_env: Environment
+) -> None:
     user = await accounts.register()
     kid = _store(auth_env).current_kid()
-    token = f"{_b64({'alg': 'none', 'typ': 'at+jwt', 'kid': kid})}.{_b64(_claims(user['user']['id']))}."
+    token = (
+        f"{_b64({'alg': 'none', 'typ': 'at+jwt', 'kid': kid})}.{_b64(_claims(user['user']['id']))}."
+    )
     assert await _me_codes(gql, token) == ["UNAUTHENTICATED"]
 
 
@@ -65,7 +74,9 @@ async def test_hs256_signed_with_the_public_key_is_refused(
     import hashlib
     import hmac
 
-    signing_input = f"{_b64({'alg': 'HS256', 'typ': 'at+jwt', 'kid': kid})}.{_b64(_claims(user['user']['id']))}"
+    signing_input = (
+        f"{_b64({'alg': 'HS256', 'typ': 'at+jwt', 'kid': kid})}.{_b64(_claims(user['user']['id']))}"
+    )
     signature = hmac.new(pem, signing_input.encode(), hashlib.sha256).digest()
     assert await _me_codes(gql, f"{signing_input}.{_b64(signature)}") == ["UNAUTHENTICATED"]
 
@@ -115,13 +126,17 @@ async def test_unknown_kid_is_refused(gql: GraphQLClient, accounts: Accounts) ->
         serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
     )
     token = jwt.encode(
-        _claims(user["user"]["id"]), stranger.decode(), algorithm="ES256",
+        _claims(user["user"]["id"]),
+        stranger.decode(),
+        algorithm="ES256",
         headers={"kid": "not-a-key-we-have", "typ": "at+jwt"},
     )
     assert await _me_codes(gql, token) == ["UNAUTHENTICATED"]
 
 
-@pytest.mark.parametrize("header", ["Basic dXNlcjpwYXNz", "Bearer", "Bearer not.a.jwt", "Bearer a.b.c.d"])
+@pytest.mark.parametrize(
+    "header", ["Basic dXNlcjpwYXNz", "Bearer", "Bearer not.a.jwt", "Bearer a.b.c.d"]
+)
 async def test_malformed_authorization_is_refused(gql: GraphQLClient, header: str) -> None:
     body = await gql.execute(ME, headers={"authorization": header})
     assert error_codes(body) == ["UNAUTHENTICATED"]
@@ -131,18 +146,24 @@ async def test_anonymous_me_is_null(gql: GraphQLClient) -> None:
     assert (await gql.execute(ME))["data"]["me"] is None
 
 
-async def test_jwks_verification_over_http(accounts: Accounts, auth_service: ServiceProcess) -> None:
+async def test_jwks_verification_over_http(
+    accounts: Accounts, auth_service: ServiceProcess
+) -> None:
     user = await accounts.register()
     keys = JwksClient(f"{auth_service.url}/.well-known/jwks.json")
     try:
-        claims = await TokenVerifier(keys, issuer="reelgraph-auth", audience="reelgraph").verify(user["accessToken"])
+        claims = await TokenVerifier(keys, issuer="reelgraph-auth", audience="reelgraph").verify(
+            user["accessToken"]
+        )
         assert claims.subject == user["user"]["id"]
         assert claims.role == "VIEWER"
         assert claims.expires_at - claims.issued_at == 900
         header = jwt.get_unverified_header(user["accessToken"])
         assert header["alg"] == "ES256" and header["kid"] and header["typ"] == "at+jwt"
         with pytest.raises(Unauthenticated):
-            await TokenVerifier(keys, issuer="reelgraph-auth", audience="someone-else").verify(user["accessToken"])
+            await TokenVerifier(keys, issuer="reelgraph-auth", audience="someone-else").verify(
+                user["accessToken"]
+            )
     finally:
         await keys.close()
 
@@ -161,11 +182,15 @@ async def test_key_rotation_keeps_old_tokens_valid(
         after = await accounts.register()
         new_kid = jwt.get_unverified_header(after["accessToken"])["kid"]
         assert new_kid != old_kid
-        published = {k["kid"] for k in httpx.get(f"{auth_service.url}/.well-known/jwks.json").json()["keys"]}
+        published = {
+            k["kid"] for k in httpx.get(f"{auth_service.url}/.well-known/jwks.json").json()["keys"]
+        }
         assert {old_kid, new_kid} <= published
         # The cached verifier meets an unknown kid, refetches, and accepts it.
         assert (await verifier.verify(after["accessToken"])).subject == after["user"]["id"]
         assert (await verifier.verify(before["accessToken"])).subject == before["user"]["id"]
-        assert (await gql.execute(ME, token=before["accessToken"]))["data"]["me"]["id"] == before["user"]["id"]
+        assert (await gql.execute(ME, token=before["accessToken"]))["data"]["me"]["id"] == before[
+            "user"
+        ]["id"]
     finally:
         await keys.close()

@@ -9,7 +9,9 @@ import random
 import time
 import uuid
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
+from typing import Any
 
 import aioboto3
 import httpx
@@ -32,6 +34,7 @@ from tests.support.s3 import (
 )
 
 MiB = 1024 * 1024
+SESSION = aioboto3.Session()
 
 
 @pytest.fixture(params=["local", "s3"])
@@ -48,8 +51,12 @@ async def storage(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterat
             s3_access_key_id=DUMMY_ACCESS_KEY_ID,
             s3_secret_access_key=DUMMY_SECRET_ACCESS_KEY,
         )
-    store = open_storage(settings)
-    assert isinstance(store, LocalStorage if request.param == "local" else S3Storage)
+    store: Storage
+    if settings.storage == "local":
+        store = open_storage(settings)
+    else:
+        # A shared session spares each test loading botocore's service models again.
+        store = S3Storage.from_settings(settings, session=SESSION)
     try:
         yield store
     finally:
@@ -85,14 +92,21 @@ async def assert_nothing_left(store: Storage, key: str) -> None:
         assert await s3_multipart_uploads(store) == []
 
 
-async def s3_multipart_uploads(store: S3Storage) -> list[str]:
-    async with aioboto3.Session().client(
+@asynccontextmanager
+async def raw_s3(store: S3Storage) -> AsyncIterator[Any]:
+    """A plain client on the same endpoint, to look behind the backend's back."""
+    async with SESSION.client(
         "s3",
         endpoint_url=store.endpoint_url,
         region_name=REGION,
         aws_access_key_id=DUMMY_ACCESS_KEY_ID,
         aws_secret_access_key=DUMMY_SECRET_ACCESS_KEY,
     ) as s3:
+        yield s3
+
+
+async def s3_multipart_uploads(store: S3Storage) -> list[str]:
+    async with raw_s3(store) as s3:
         response = await s3.list_multipart_uploads(Bucket=store.bucket)
         return [upload["Key"] for upload in response.get("Uploads", [])]
 
@@ -138,20 +152,9 @@ async def test_put_large_stream_round_trip(storage: Storage) -> None:
         digest.update(chunk)
     assert digest.hexdigest() == hashlib.sha256(data).hexdigest()
     if isinstance(storage, S3Storage):
-        head = await storage_head(storage, "videos/big/source.mp4")
+        async with raw_s3(storage) as s3:
+            head = await s3.head_object(Bucket=storage.bucket, Key="videos/big/source.mp4")
         assert head["ETag"].strip('"').endswith("-2"), "expected a two-part multipart upload"
-
-
-async def storage_head(store: S3Storage, key: str) -> dict[str, str]:
-    async with aioboto3.Session().client(
-        "s3",
-        endpoint_url=store.endpoint_url,
-        region_name=REGION,
-        aws_access_key_id=DUMMY_ACCESS_KEY_ID,
-        aws_secret_access_key=DUMMY_SECRET_ACCESS_KEY,
-    ) as s3:
-        head = await s3.head_object(Bucket=store.bucket, Key=key)
-        return {"ETag": head["ETag"], "ContentType": head["ContentType"]}
 
 
 async def test_overwrite_replaces(storage: Storage) -> None:
@@ -584,6 +587,7 @@ async def test_s3_creates_missing_bucket_once(moto_s3_endpoint: str) -> None:  #
             endpoint_url=moto_s3_endpoint,
             access_key_id=DUMMY_ACCESS_KEY_ID,
             secret_access_key=DUMMY_SECRET_ACCESS_KEY,
+            session=SESSION,
         )
         for _ in range(2)
     ]
@@ -594,6 +598,26 @@ async def test_s3_creates_missing_bucket_once(moto_s3_endpoint: str) -> None:  #
     finally:
         for store in stores:
             await store.close()
+
+
+async def test_open_storage_picks_the_backend(tmp_path: Path) -> None:
+    local = open_storage(Settings(storage="local", data_dir=tmp_path))
+    assert isinstance(local, LocalStorage)
+    remote = open_storage(
+        Settings(
+            storage="s3",
+            s3_endpoint_url="http://127.0.0.1:9",
+            s3_bucket="media-bucket",
+            s3_region="eu-west-1",
+        )
+    )
+    assert isinstance(remote, S3Storage)
+    assert (remote.bucket, remote.endpoint_url, remote.region) == (
+        "media-bucket",
+        "http://127.0.0.1:9",
+        "eu-west-1",
+    )
+    await remote.close()  # never opened: nothing to do, and no connection was attempted
 
 
 async def test_s3_rejects_parts_under_5_mib() -> None:

@@ -21,7 +21,9 @@ import asyncpg
 import httpx
 
 ROOT = Path(__file__).resolve().parents[2]
-POSTGRES_SERVER = os.environ.get("REELGRAPH_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
+POSTGRES_SERVER = os.environ.get(
+    "REELGRAPH_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres"
+)
 REDIS_URL = os.environ.get("REELGRAPH_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 
 # (database, bus) combinations every integration suite runs against.
@@ -38,7 +40,9 @@ def free_port() -> int:
 async def _drop_databases(prefix: str) -> None:
     conn = await asyncpg.connect(POSTGRES_SERVER)
     try:
-        rows = await conn.fetch("SELECT datname FROM pg_database WHERE datname LIKE $1", prefix + "%")
+        rows = await conn.fetch(
+            "SELECT datname FROM pg_database WHERE datname LIKE $1", prefix + "%"
+        )
         for row in rows:
             name = row["datname"].replace('"', '""')
             await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
@@ -59,7 +63,13 @@ class Environment:
     def settings(self) -> Any:
         from subgraphs.kernel.settings import Settings
 
-        return Settings(**{k[len("REELGRAPH_"):].lower(): v for k, v in self.env.items() if k.startswith("REELGRAPH_")})
+        return Settings(
+            **{
+                k[len("REELGRAPH_") :].lower(): v
+                for k, v in self.env.items()
+                if k.startswith("REELGRAPH_")
+            }
+        )
 
 
 @contextmanager
@@ -106,11 +116,18 @@ class ServiceProcess:
         self.process: subprocess.Popen[bytes] | None = None
 
     def start(self, timeout: float = 30.0) -> ServiceProcess:
-        env = {**os.environ, **self.environment.env, f"REELGRAPH_{self.name.upper()}_PORT": str(self.port)}
+        env = {
+            **os.environ,
+            **self.environment.env,
+            f"REELGRAPH_{self.name.upper()}_PORT": str(self.port),
+        }
         log = open(self.log_path, "ab")  # noqa: SIM115 - the child owns it until stop()
         self.process = subprocess.Popen(
             [sys.executable, "-m", "reelgraph", "serve", self.name],
-            cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
+            cwd=ROOT,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
         )
         log.close()
         deadline = time.monotonic() + timeout
@@ -140,10 +157,16 @@ class ServiceProcess:
         return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
 
 
-def run_cli(environment: Environment, *args: str, timeout: float = 60.0) -> subprocess.CompletedProcess[str]:
+def run_cli(
+    environment: Environment, *args: str, timeout: float = 60.0
+) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "reelgraph", *args],
-        cwd=ROOT, env={**os.environ, **environment.env}, capture_output=True, text=True, timeout=timeout,
+        cwd=ROOT,
+        env={**os.environ, **environment.env},
+        capture_output=True,
+        text=True,
+        timeout=timeout,
     )
 
 
@@ -169,7 +192,9 @@ class GraphQLClient:
         sent = {"x-forwarded-for": self.client_ip, **(headers or {})}
         if token:
             sent["authorization"] = f"Bearer {token}"
-        response = await self.http.post(self.url, json={"query": query, "variables": variables or {}}, headers=sent)
+        response = await self.http.post(
+            self.url, json={"query": query, "variables": variables or {}}, headers=sent
+        )
         assert response.status_code == 200, response.text
         body: dict[str, Any] = response.json()
         return body

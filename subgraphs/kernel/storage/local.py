@@ -75,6 +75,7 @@ class LocalStorage(Storage):
                 st = await asyncio.to_thread(_fsync_and_stat, f.fileno())
             return await self._commit(key, path, tmp, st, content_type)
         except BaseException:
+            await _remove_quietly(tmp)
             raise
 
     async def put_file(self, key: str, path: str, *, content_type: str | None = None) -> ObjectInfo:

@@ -53,6 +53,7 @@ class S3Storage(Storage):
         secret_access_key: str | None = None,
         part_size: int = DEFAULT_PART_SIZE,
         create_bucket: bool = True,
+        session: aioboto3.Session | None = None,
     ) -> None:
         if part_size < MIN_PART_SIZE:
             raise ValueError(f"part_size must be at least {MIN_PART_SIZE} bytes")
@@ -61,7 +62,8 @@ class S3Storage(Storage):
         self.region = region
         self.part_size = part_size
         self._create_bucket = create_bucket
-        self._session = aioboto3.Session()
+        # Sharing a session shares its loaded service models, making new clients cheaper.
+        self._session = session or aioboto3.Session()
         self._client_kwargs: dict[str, Any] = {
             "endpoint_url": endpoint_url,
             "region_name": region,
@@ -82,13 +84,16 @@ class S3Storage(Storage):
         self._lock = asyncio.Lock()
 
     @classmethod
-    def from_settings(cls, settings: Settings) -> S3Storage:
+    def from_settings(
+        cls, settings: Settings, *, session: aioboto3.Session | None = None
+    ) -> S3Storage:
         return cls(
             settings.s3_bucket,
             endpoint_url=settings.s3_endpoint_url,
             region=settings.s3_region,
             access_key_id=settings.s3_access_key_id,
             secret_access_key=settings.s3_secret_access_key,
+            session=session,
         )
 
     def __repr__(self) -> str:
