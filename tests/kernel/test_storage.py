@@ -585,6 +585,7 @@ async def test_s3_creates_missing_bucket_once(moto_s3_endpoint: str) -> None:  #
         S3Storage(
             bucket,
             endpoint_url=moto_s3_endpoint,
+            region="eu-west-1",  # outside us-east-1, creation needs a location constraint
             access_key_id=DUMMY_ACCESS_KEY_ID,
             secret_access_key=DUMMY_SECRET_ACCESS_KEY,
             session=SESSION,
@@ -595,6 +596,9 @@ async def test_s3_creates_missing_bucket_once(moto_s3_endpoint: str) -> None:  #
         await stores[0].put("a", b"1")
         await stores[1].ensure_bucket()  # already there: fine
         assert await stores[1].get("a") == b"1"
+        async with raw_s3(stores[0]) as s3:
+            location = await s3.get_bucket_location(Bucket=bucket)
+        assert location["LocationConstraint"] == "eu-west-1"
     finally:
         for store in stores:
             await store.close()

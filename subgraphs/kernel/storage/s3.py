@@ -118,7 +118,8 @@ class S3Storage(Storage):
         return self._client
 
     async def ensure_bucket(self) -> None:
-        """Create the bucket if it does not exist (otherwise done lazily on first use)."""
+        """Open the client and create the bucket if missing (unless `create_bucket=False`); done
+        lazily on first use otherwise, so calling this is only a way to fail early."""
         await self._s3()
 
     async def _ensure_bucket(self, s3: Any) -> None:
