@@ -270,3 +270,19 @@ async def test_delete_account_and_delete_user(
     assert error_codes(
         await gql.execute(delete, {"id": victim["user"]["id"]}, token=admin["accessToken"])
     ) == ["NOT_FOUND"]
+
+
+async def test_admin_mutations_reject_malformed_and_unknown_ids(
+    gql: GraphQLClient, accounts: Accounts, auth_env: Environment
+) -> None:
+    admin = await _admin(accounts, gql, auth_env)
+    for name in ("suspendUser", "reinstateUser"):
+        mutation = f"mutation M($id: ID!) {{ {name}(userId: $id) {{ id }} }}"
+        for user_id, code in (
+            ("not-a-uuid", "BAD_USER_INPUT"),
+            ("00000000-0000-0000-0000-000000000000", "NOT_FOUND"),
+        ):
+            body = await gql.execute(mutation, {"id": user_id}, token=admin["accessToken"])
+            assert error_codes(body) == [code], (name, user_id, body)
+    body = await gql.execute('mutation { deleteUser(userId: "nope") }', token=admin["accessToken"])
+    assert error_codes(body) == ["BAD_USER_INPUT"]

@@ -185,3 +185,12 @@ async def test_successful_login_resets_the_account_counter(
     assert "errors" not in await gql.execute(
         LOGIN, {"email": user["email"], "password": user["password"]}
     )
+
+
+async def test_login_rejects_bad_input(gql: GraphQLClient) -> None:
+    overlong = await gql.execute(LOGIN, {"email": "a@example.com", "password": "x" * 1025})
+    assert error_codes(overlong) == ["BAD_USER_INPUT"]
+    missing = await gql.execute('mutation { login(email: "a@example.com") { accessToken } }')
+    assert error_codes(missing) == ["GRAPHQL_VALIDATION_FAILED"]
+    wrong_type = await gql.execute(LOGIN, {"email": 42, "password": ["x"]})
+    assert set(error_codes(wrong_type)) == {"BAD_USER_INPUT"}  # one error per bad variable

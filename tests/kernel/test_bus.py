@@ -362,7 +362,7 @@ async def test_consumer_in_another_process_claims_what_we_published(
     assert claimed == ids
     # It acked them all: nothing comes back even after the lease would have run out.
     checker = backend.open(visibility_timeout=VT)
-    assert await checker.claim(TOPIC, "g", "c1", block=VT * 3) == []
+    assert await checker.claim(TOPIC, "g", "c1", block=VT * 2) == []
 
 
 # Crash safety: a consumer SIGKILLed in the middle of a message.
@@ -475,7 +475,7 @@ async def test_run_consumer_acks_handled_messages_and_returns_on_stop(backend: B
     stop.set()
     await asyncio.wait_for(task, 3)
     assert handled == ids
-    assert await bus.claim(TOPIC, "g", "checker", block=VT * 3) == []
+    assert await bus.claim(TOPIC, "g", "checker", block=VT * 2) == []
 
 
 async def test_run_consumer_retries_a_failed_message(backend: Backend) -> None:
@@ -527,7 +527,7 @@ async def test_run_consumer_dead_letters_after_max_attempts(
     assert "cannot transcode" in caplog.text
     assert "hunter2" not in caplog.text
     # The original was acknowledged, so it is not retried any more.
-    assert await bus.claim(TOPIC, "g", "checker", block=VT * 3) == []
+    assert await bus.claim(TOPIC, "g", "checker", block=VT * 2) == []
 
 
 async def test_run_consumer_dead_letters_a_message_that_keeps_killing_consumers(
