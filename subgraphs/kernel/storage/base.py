@@ -49,7 +49,10 @@ class Storage(abc.ABC):
     def read(
         self, key: str, *, start: int = 0, end: int | None = None, chunk_size: int = 64 * 1024
     ) -> AsyncIterator[bytes]:
-        """Stream bytes `start..end` (end exclusive, None for the rest). `ObjectNotFound` if absent."""
+        """Stream bytes `start..end` (end exclusive, None for the rest).
+
+        Raises `ObjectNotFound` if the key is absent.
+        """
 
     @abc.abstractmethod
     async def get(self, key: str) -> bytes:
@@ -65,7 +68,10 @@ class Storage(abc.ABC):
 
     @abc.abstractmethod
     async def delete_prefix(self, prefix: str) -> int:
-        """Remove every object under `prefix` (a folder such as `videos/<id>/`); return the count."""
+        """Remove every object under `prefix` (a folder such as `videos/<id>/`).
+
+        Returns how many objects were removed.
+        """
 
     @abc.abstractmethod
     def list(self, prefix: str = "") -> AsyncIterator[ObjectInfo]:
