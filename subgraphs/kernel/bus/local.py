@@ -201,8 +201,8 @@ class LocalBus(Bus):
         self.path = path
         self.visibility_timeout = visibility_timeout
         self.retention = retention
-        # Trimming scans `retention` index entries, so for large retentions do it on about one
-        # publish in a hundred; the topic then overshoots by about 1 % (like Redis's MAXLEN ~).
+        # Trimming walks `retention` index entries, so it runs on about one publish in
+        # retention/100 (at most 1000): a topic overshoots by about 1 %, like Redis's MAXLEN ~.
         self._trim_probability = 1.0 / max(1, min(1000, retention // 100))
         self._ops = _Worker(path, "localbus-ops")
         # Subscriptions read on their own connection so a slow claim never delays fan-out.

@@ -21,8 +21,9 @@ logger = logging.getLogger(__name__)
 
 StreamId = tuple[int, int]
 
-# Longest single blocking Redis call. A claim re-runs XAUTOCLAIM between slices so expired
-# leases are noticed while it waits, and subscription readers notice they became idle.
+# Longest single blocking Redis call, so subscription readers notice when they became idle.
+# A claim also re-runs XAUTOCLAIM between slices (at most a quarter of the visibility
+# timeout long) so leases that expire while it waits are noticed promptly.
 BLOCK_SLICE = 1.0
 # Entries one subscription read fetches; a backlog is drained over consecutive reads.
 FETCH_LIMIT = 1000
@@ -129,6 +130,7 @@ class RedisBus(Bus):
         self.retention = retention
         self._redis: Redis = Redis.from_url(url)
         self._extend_script = self._redis.register_script(EXTEND_SCRIPT)
+        self._claim_slice = min(BLOCK_SLICE, visibility_timeout / 4)
         self._known_groups: set[tuple[str, str]] = set()
         self._subscribers: dict[str, set[_Subscriber]] = {}
         self._readers: dict[str, asyncio.Task[None]] = {}
@@ -172,20 +174,22 @@ class RedisBus(Bus):
             raise ValueError("count must be at least 1")
         loop = asyncio.get_running_loop()
         deadline = loop.time() + max(block, 0.0)
+        recreated = False
         while True:
             await self._ensure_group(topic, group)
             try:
                 claimed = await self._reclaim(topic, group, consumer, count)
                 if len(claimed) < count:
-                    wait = 0.0 if claimed else min(deadline - loop.time(), BLOCK_SLICE)
+                    wait = 0.0 if claimed else min(deadline - loop.time(), self._claim_slice)
                     claimed += await self._read_new(
                         topic, group, consumer, count - len(claimed), wait
                     )
             except ResponseError as error:
-                if not _is_nogroup(error):
+                if recreated or not _is_nogroup(error):
                     raise
                 # The stream was deleted under us (e.g. by an operator); recreate the group.
                 self._known_groups.discard((topic, group))
+                recreated = True
                 continue
             if claimed or loop.time() >= deadline:
                 return claimed
