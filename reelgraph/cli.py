@@ -102,6 +102,68 @@ def make_migration(service: str, message: str) -> None:
     command.revision(alembic_config(service, url), message=message, autogenerate=True)
 
 
+@main.command()
+@click.option("--supergraph", "supergraph_path", type=click.Path(exists=True, dir_okay=False), default="schema/supergraph.graphql", show_default=True, help="Supergraph SDL to serve.")
+@click.option("--host", default=None, help="Interface to bind (default REELGRAPH_HOST).")
+@click.option("--port", type=int, default=None, help="Port (default REELGRAPH_ROUTER_PORT, 4000).")
+@click.option("--dev", is_flag=True, help="Developer mode: answer x-reelgraph-query-plan: true with the plan.")
+@click.option("--no-dedupe", is_flag=True, help="Turn off in-flight deduplication of subgraph fetches.")
+def router(supergraph_path: str, host: str | None, port: int | None, dev: bool, no_dedupe: bool) -> None:
+    """Run the federation router over any Federation 2 supergraph.
+
+    Subgraph URLs come from the supergraph; REELGRAPH_SUBGRAPH_<NAME>_URL overrides one.
+    """
+    import uvicorn
+
+    from subgraphs.kernel.logging import configure_logging
+    from supergraph.server import create_router_app
+
+    settings = Settings()
+    configure_logging("router", settings.log_level)
+    with open(supergraph_path) as fh:
+        app = create_router_app(fh.read(), dev=dev, dedupe=not no_dedupe)
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: sys.exit(0))
+    uvicorn.run(
+        app,
+        host=host or settings.host,
+        port=port or settings.router_port,
+        log_config=None,
+        access_log=False,
+        server_header=False,
+        timeout_graceful_shutdown=10,
+    )
+
+
+@main.command()
+@click.option("--supergraph", "supergraph_path", type=click.Path(exists=True, dir_okay=False), default="schema/supergraph.graphql", show_default=True)
+@click.option("--operation-name", default=None, help="Which operation of the document to plan.")
+@click.argument("query")
+def plan(supergraph_path: str, operation_name: str | None, query: str) -> None:
+    """Print the query plan for an operation (QUERY is the text, or @FILE)."""
+    from graphql import GraphQLError, parse, validate
+
+    from supergraph.model import build_api_schema, load_supergraph
+    from supergraph.plan import PlanningError, plan_operation, print_plan
+
+    if query.startswith("@"):
+        with open(query[1:]) as fh:
+            query = fh.read()
+    with open(supergraph_path) as fh:
+        sdl = fh.read()
+    try:
+        document = parse(query)
+    except GraphQLError as error:
+        raise click.ClickException(error.message) from None
+    errors = validate(build_api_schema(sdl), document)
+    if errors:
+        raise click.ClickException("\n".join(e.message for e in errors))
+    try:
+        click.echo(print_plan(plan_operation(load_supergraph(sdl), document, operation_name)))
+    except PlanningError as error:
+        raise click.ClickException(str(error)) from None
+
+
 @main.group()
 def auth() -> None:
     """Manage the auth service's keys and accounts."""

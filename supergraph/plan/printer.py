@@ -42,9 +42,20 @@ def _node(node: PlanNode, level: int) -> list[str]:
     if isinstance(node, ParallelNode):
         return [f"{pad}Parallel {{", *[line for n in node.nodes for line in _node(n, level + 1)], f"{pad}}},"]
     if isinstance(node, FlattenNode):
-        path = ".".join(node.path)
+        path = _path(node.path)
         return [f'{pad}Flatten(path: "{path}") {{', *_node(node.node, level + 1), f"{pad}}},"]
     return _fetch(node, level)
+
+
+def _path(path: tuple[str, ...]) -> str:
+    """`("search", "@", "|Book")` prints as Apollo writes it: `search.@|[Book]`."""
+    text = ""
+    for segment in path:
+        if segment.startswith("|"):
+            text += f"|[{segment[1:]}]"
+        else:
+            text += ("." if text else "") + segment
+    return text
 
 
 def _fetch(node: FetchNode, level: int) -> list[str]:

@@ -1,0 +1,286 @@
+"""One subgraph as composition sees it: types, fields and their federation metadata.
+
+Plain mutable records, filled in document order by `subgraph.py`; the order of every dict is
+the order The Guild's composition meets each element in, which decides the supergraph's order.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import Enum
+
+from graphql import (
+    ConstDirectiveNode,
+    DocumentNode,
+    FieldDefinitionNode,
+    InterfaceTypeDefinitionNode,
+    InterfaceTypeExtensionNode,
+    ObjectTypeDefinitionNode,
+    ObjectTypeExtensionNode,
+)
+
+from supergraph.compose.links import FederationNames, Link
+
+# A field or argument whose type has not been seen yet (only referenced by a field set).
+MISSING = "MISSING"
+
+
+class ArgKind(Enum):
+    SCALAR = "SCALAR"
+    OBJECT = "OBJECT"
+    ENUM = "ENUM"
+
+
+@dataclass(frozen=True)
+class Deprecation:
+    reason: str | None
+
+
+@dataclass(frozen=True)
+class Key:
+    fields: str
+    resolvable: bool
+
+
+@dataclass
+class ArgumentState:
+    name: str
+    type: str = MISSING
+    kind: ArgKind = ArgKind.SCALAR
+    default_value: str | None = None
+    description: str | None = None
+    deprecated: Deprecation | None = None
+    inaccessible: bool = False
+    tags: dict[str, None] = field(default_factory=dict)
+    directives: list[ConstDirectiveNode] = field(default_factory=list)
+
+
+@dataclass
+class FieldState:
+    """A field of an object type or an interface (or of an `@interfaceObject`)."""
+
+    name: str
+    type: str = MISSING
+    is_leaf: bool = False
+    external: bool = False
+    inaccessible: bool = False
+    extension: bool = False
+    used: bool = False
+    required: bool = False
+    provided: bool = False
+    shareable: bool = False
+    override: str | None = None
+    override_label: str | None = None
+    provides: str | None = None
+    requires: str | None = None
+    description: str | None = None
+    deprecated: Deprecation | None = None
+    tags: dict[str, None] = field(default_factory=dict)
+    args: dict[str, ArgumentState] = field(default_factory=dict)
+    directives: list[ConstDirectiveNode] = field(default_factory=list)
+
+
+@dataclass
+class ObjectTypeState:
+    name: str
+    fields: dict[str, FieldState] = field(default_factory=dict)
+    fields_used_as_keys: set[str] = field(default_factory=set)
+    keys: list[Key] = field(default_factory=list)
+    interfaces: dict[str, None] = field(default_factory=dict)
+    is_definition: bool = False
+    extension: bool = False
+    # "extend" for `extend type`, "@extends" for the directive.
+    extension_type: str | None = None
+    external: bool = False
+    shareable: bool = False
+    inaccessible: bool = False
+    description: str | None = None
+    tags: dict[str, None] = field(default_factory=dict)
+    directives: list[ConstDirectiveNode] = field(default_factory=list)
+
+
+@dataclass
+class InterfaceTypeState:
+    name: str
+    fields: dict[str, FieldState] = field(default_factory=dict)
+    fields_used_as_keys: set[str] = field(default_factory=set)
+    keys: list[Key] = field(default_factory=list)
+    interfaces: dict[str, None] = field(default_factory=dict)
+    implemented_by: dict[str, None] = field(default_factory=dict)
+    is_definition: bool = False
+    is_interface_object: bool = False
+    extension: bool = False
+    inaccessible: bool = False
+    description: str | None = None
+    tags: dict[str, None] = field(default_factory=dict)
+    directives: list[ConstDirectiveNode] = field(default_factory=list)
+
+
+@dataclass
+class InputFieldState:
+    name: str
+    type: str = MISSING
+    kind: ArgKind = ArgKind.SCALAR
+    default_value: str | None = None
+    description: str | None = None
+    deprecated: Deprecation | None = None
+    inaccessible: bool = False
+    tags: dict[str, None] = field(default_factory=dict)
+    directives: list[ConstDirectiveNode] = field(default_factory=list)
+
+
+@dataclass
+class InputObjectTypeState:
+    name: str
+    fields: dict[str, InputFieldState] = field(default_factory=dict)
+    is_definition: bool = False
+    inaccessible: bool = False
+    description: str | None = None
+    tags: dict[str, None] = field(default_factory=dict)
+    directives: list[ConstDirectiveNode] = field(default_factory=list)
+
+
+@dataclass
+class EnumValueState:
+    name: str
+    description: str | None = None
+    deprecated: Deprecation | None = None
+    inaccessible: bool = False
+    tags: dict[str, None] = field(default_factory=dict)
+    directives: list[ConstDirectiveNode] = field(default_factory=list)
+
+
+@dataclass
+class EnumTypeState:
+    name: str
+    values: dict[str, EnumValueState] = field(default_factory=dict)
+    is_definition: bool = False
+    inaccessible: bool = False
+    description: str | None = None
+    # Schema coordinates using the enum as an input / output type, first one first.
+    input_references: dict[str, None] = field(default_factory=dict)
+    output_references: dict[str, None] = field(default_factory=dict)
+    tags: dict[str, None] = field(default_factory=dict)
+    directives: list[ConstDirectiveNode] = field(default_factory=list)
+
+
+@dataclass
+class UnionTypeState:
+    name: str
+    members: dict[str, None] = field(default_factory=dict)
+    is_definition: bool = False
+    inaccessible: bool = False
+    description: str | None = None
+    tags: dict[str, None] = field(default_factory=dict)
+    directives: list[ConstDirectiveNode] = field(default_factory=list)
+
+
+@dataclass
+class ScalarTypeState:
+    name: str
+    inaccessible: bool = False
+    description: str | None = None
+    specified_by: str | None = None
+    tags: dict[str, None] = field(default_factory=dict)
+    directives: list[ConstDirectiveNode] = field(default_factory=list)
+
+
+EXECUTABLE_LOCATIONS = frozenset(
+    {
+        "QUERY",
+        "MUTATION",
+        "SUBSCRIPTION",
+        "FIELD",
+        "FRAGMENT_DEFINITION",
+        "FRAGMENT_SPREAD",
+        "INLINE_FRAGMENT",
+        "VARIABLE_DEFINITION",
+    }
+)
+
+
+@dataclass
+class DirectiveState:
+    name: str
+    locations: dict[str, None] = field(default_factory=dict)
+    repeatable: bool = False
+    # Kept in the supergraph through `@composeDirective`.
+    composed: bool = False
+    args: dict[str, ArgumentState] = field(default_factory=dict)
+
+    @property
+    def is_executable(self) -> bool:
+        return any(location in EXECUTABLE_LOCATIONS for location in self.locations)
+
+
+TypeState = (
+    ObjectTypeState
+    | InterfaceTypeState
+    | InputObjectTypeState
+    | EnumTypeState
+    | UnionTypeState
+    | ScalarTypeState
+    | DirectiveState
+)
+
+ObjectLikeNode = (
+    ObjectTypeDefinitionNode
+    | ObjectTypeExtensionNode
+    | InterfaceTypeDefinitionNode
+    | InterfaceTypeExtensionNode
+)
+
+
+@dataclass
+class CompositeDefinition:
+    """An object type or interface with all its extensions in this subgraph folded in."""
+
+    name: str
+    is_interface: bool
+    is_extension: bool
+    fields: list[FieldDefinitionNode] = field(default_factory=list)
+    directives: list[ConstDirectiveNode] = field(default_factory=list)
+    interfaces: list[str] = field(default_factory=list)
+
+    def field(self, name: str) -> FieldDefinitionNode | None:
+        return next((f for f in self.fields if f.name.value == name), None)
+
+
+@dataclass
+class SubgraphDefinitions:
+    """The subgraph's own definitions, indexed for walking field sets."""
+
+    composites: dict[str, CompositeDefinition] = field(default_factory=dict)
+    union_members: dict[str, list[str]] = field(default_factory=dict)
+    leaf_types: set[str] = field(default_factory=set)
+    directive_names: set[str] = field(default_factory=set)
+
+
+@dataclass
+class Subgraph:
+    name: str
+    url: str
+    # The subgraph's value in the `join__Graph` enum.
+    graph_id: str
+    names: FederationNames
+    document: DocumentNode
+    definitions: SubgraphDefinitions
+    types: dict[str, TypeState] = field(default_factory=dict)
+    # Operation ("query", …) → the root type's name in this subgraph's SDL.
+    roots: dict[str, str] = field(default_factory=dict)
+    # Links to non-federation specs that import directives (for `@composeDirective`).
+    links: list[Link] = field(default_factory=list)
+    uses_tag: bool = False
+    uses_inaccessible: bool = False
+
+    @property
+    def version(self) -> str:
+        return self.names.version
+
+    def object_type(self, name: str) -> ObjectTypeState | None:
+        found = self.types.get(name)
+        return found if isinstance(found, ObjectTypeState) else None
+
+    def interface_type(self, name: str) -> InterfaceTypeState | None:
+        found = self.types.get(name)
+        return found if isinstance(found, InterfaceTypeState) else None

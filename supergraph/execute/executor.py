@@ -1,0 +1,138 @@
+"""Runs a query plan: fetches in sequence and in parallel, entity results merged into one
+response tree, subgraph errors re-pathed to the client's paths."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+
+from supergraph.execute.fetcher import Fetcher
+from supergraph.execute.merge import ResponsePath, client_error, deep_merge, objects_at, representation
+from supergraph.model import Supergraph
+from supergraph.plan import FetchNode, FlattenNode, ParallelNode, PlanNode, SequenceNode
+
+
+@dataclass
+class ExecutionState:
+    variables: Mapping[str, Any]
+    headers: Mapping[str, str]
+    data: dict[str, Any] = field(default_factory=dict)
+    errors: list[dict[str, Any]] = field(default_factory=list)
+    # Response paths where a fetch failed or a subgraph reported an error.
+    error_paths: list[ResponsePath] = field(default_factory=list)
+    root_failed: bool = False
+
+
+class PlanExecutor:
+    def __init__(self, supergraph: Supergraph, fetcher: Fetcher) -> None:
+        self.supergraph = supergraph
+        self.fetcher = fetcher
+
+    async def run(self, node: PlanNode | None, state: ExecutionState) -> None:
+        if node is None:
+            return
+        if isinstance(node, SequenceNode):
+            for child in node.nodes:
+                await self.run(child, state)
+        elif isinstance(node, ParallelNode):
+            await asyncio.gather(*(self.run(child, state) for child in node.nodes))
+        elif isinstance(node, FlattenNode):
+            await self._entities(node, state)
+        else:
+            await self._root(node, state)
+
+    async def _root(self, node: FetchNode, state: ExecutionState) -> None:
+        variables = {k: state.variables[k] for k in node.variable_names if k in state.variables}
+        response = await self.fetcher.fetch(
+            node.service, node.operation, variables, headers=state.headers,
+            dedupable=node.operation_kind == "query",
+        )
+        if response.data:
+            deep_merge(state.data, response.data)
+        if response.failed:
+            state.root_failed = True
+        for error in response.errors:
+            path = error.get("path")
+            client_path = path if isinstance(path, list) and path else None
+            state.errors.append(client_error(error, client_path))
+            state.error_paths.append(client_path or [])
+
+    async def _entities(self, flatten: FlattenNode, state: ExecutionState) -> None:
+        node = flatten.node
+        assert node.requires is not None
+        targets = objects_at(state.data, flatten.path)
+        if not targets:
+            return
+        representations: list[dict[str, Any]] = []
+        owners: list[list[tuple[dict[str, Any], ResponsePath]]] = []
+        index: dict[bytes, int] = {}
+        for obj, path in targets:
+            rep = representation(obj, node.requires, node.representation_typename)
+            if rep is None:
+                continue
+            key = orjson.dumps(rep, option=orjson.OPT_SORT_KEYS)
+            position = index.get(key)
+            if position is None:
+                index[key] = position = len(representations)
+                representations.append(rep)
+                owners.append([])
+            owners[position].append((obj, path))
+        if not representations:
+            return
+        variables: dict[str, Any] = {"representations": representations}
+        variables.update({k: state.variables[k] for k in node.variable_names if k in state.variables})
+        response = await self.fetcher.fetch(node.service, node.operation, variables, headers=state.headers)
+        drop_typename = self._is_interface_object(node)
+        entities = (response.data or {}).get("_entities")
+        if isinstance(entities, list):
+            for position, entity in enumerate(entities[: len(owners)]):
+                if not isinstance(entity, dict):
+                    continue
+                if drop_typename:
+                    entity = {k: v for k, v in entity.items() if k != "__typename"}
+                for obj, _ in owners[position]:
+                    deep_merge(obj, entity)
+        if response.failed or (entities is None and not response.errors):
+            for obj_path in (p for group in owners for _, p in group):
+                state.error_paths.append(obj_path)
+        for error in response.errors:
+            self._entity_error(error, owners, state, failed=response.failed)
+
+    def _entity_error(
+        self,
+        error: dict[str, Any],
+        owners: list[list[tuple[dict[str, Any], ResponsePath]]],
+        state: ExecutionState,
+        *,
+        failed: bool,
+    ) -> None:
+        path = error.get("path")
+        if (
+            isinstance(path, list)
+            and len(path) >= 2
+            and path[0] == "_entities"
+            and isinstance(path[1], int)
+            and 0 <= path[1] < len(owners)
+        ):
+            for _, owner_path in owners[path[1]]:
+                client_path = [*owner_path, *path[2:]]
+                state.errors.append(client_error(error, client_path))
+                state.error_paths.append(client_path)
+            return
+        first = owners[0][0][1] if owners and owners[0] else None
+        state.errors.append(client_error(error, first if failed else None))
+        for group in owners:
+            for _, owner_path in group:
+                state.error_paths.append(owner_path)
+
+    def _is_interface_object(self, node: FetchNode) -> bool:
+        typename = node.representation_typename
+        if typename is None:
+            return False
+        graph = next((g for g in self.supergraph.graphs.values() if g.name == node.service), None)
+        info = self.supergraph.types[typename].graphs.get(graph.enum_value) if graph else None
+        return bool(info and info.is_interface_object)

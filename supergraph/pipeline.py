@@ -1,0 +1,227 @@
+"""The router's request pipeline: parse → validate → plan → execute → shape.
+
+Documents are parsed and validated once per distinct text; plans and compiled response
+shapes once per (document, operation name). Everything after that is per request."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from graphql import (
+    DocumentNode,
+    FieldNode,
+    FragmentDefinitionNode,
+    GraphQLError,
+    GraphQLSchema,
+    OperationDefinitionNode,
+    OperationType,
+    SelectionSetNode,
+    execute,
+    parse,
+    validate,
+)
+from graphql.execution.values import get_variable_values
+
+from supergraph.cache import LRUCache
+from supergraph.execute import (
+    ExecutionState,
+    Fetcher,
+    OutSelection,
+    PlanExecutor,
+    ResponseShaper,
+    compile_operation,
+)
+from supergraph.model import Supergraph, build_api_schema, load_supergraph
+from supergraph.plan import PlanningError, QueryPlan, plan_operation, print_plan
+from supergraph.plan.planner import INTROSPECTION_ROOT_FIELDS
+from supergraph.selections import from_ast
+
+
+class RequestError(Exception):
+    """The request is not something that can be executed; no subgraph was called."""
+
+    def __init__(self, errors: list[dict[str, Any]], status: int = 400) -> None:
+        super().__init__(errors[0]["message"] if errors else "bad request")
+        self.errors = errors
+        self.status = status
+
+
+@dataclass(frozen=True)
+class Prepared:
+    document: DocumentNode
+    operation: OperationDefinitionNode
+    plan: QueryPlan
+    shape: OutSelection
+    root_type: str
+    introspection: DocumentNode | None
+
+
+def _error(message: str, code: str, locations: list[dict[str, int]] | None = None) -> dict[str, Any]:
+    error: dict[str, Any] = {"message": message, "extensions": {"code": code}}
+    if locations:
+        error["locations"] = locations
+    return error
+
+
+def _graphql_error(error: GraphQLError, code: str) -> dict[str, Any]:
+    locations = [{"line": loc.line, "column": loc.column} for loc in error.locations or ()]
+    return _error(error.message, code, locations)
+
+
+class Router:
+    def __init__(
+        self,
+        supergraph_sdl: str,
+        fetcher: Fetcher,
+        *,
+        introspection: bool = True,
+        document_cache_size: int = 1000,
+        plan_cache_size: int = 1000,
+    ) -> None:
+        self.supergraph: Supergraph = load_supergraph(supergraph_sdl)
+        self.api_schema: GraphQLSchema = build_api_schema(supergraph_sdl)
+        self.fetcher = fetcher
+        self.executor = PlanExecutor(self.supergraph, fetcher)
+        self.introspection = introspection
+        self.documents: LRUCache[str, DocumentNode] = LRUCache(document_cache_size)
+        self.plans: LRUCache[tuple[str, str | None], Prepared] = LRUCache(plan_cache_size)
+
+    # --- preparing ------------------------------------------------------------------------
+
+    def document(self, query: str) -> tuple[str, DocumentNode]:
+        digest = hashlib.sha256(query.encode()).hexdigest()
+        cached = self.documents.get(digest)
+        if cached is not None:
+            return digest, cached
+        try:
+            document = parse(query)
+        except GraphQLError as error:
+            raise RequestError([_graphql_error(error, "GRAPHQL_PARSE_FAILED")]) from None
+        errors = validate(self.api_schema, document)
+        if errors:
+            raise RequestError([_graphql_error(e, "GRAPHQL_VALIDATION_FAILED") for e in errors])
+        if not self.introspection and _uses_introspection(document):
+            raise RequestError([_error("Introspection is disabled.", "INTROSPECTION_DISABLED")])
+        self.documents.put(digest, document)
+        return digest, document
+
+    def prepare(self, query: str, operation_name: str | None) -> Prepared:
+        digest, document = self.document(query)
+        cached = self.plans.get((digest, operation_name))
+        if cached is not None:
+            return cached
+        operation = _select_operation(document, operation_name)
+        fragments = {d.name.value: d for d in document.definitions if isinstance(d, FragmentDefinitionNode)}
+        try:
+            plan = plan_operation(self.supergraph, document, operation_name)
+        except PlanningError as error:
+            raise RequestError([_error(str(error), "QUERY_PLANNING_FAILED")], status=500) from None
+        selections = from_ast(operation.selection_set, fragments)
+        shape = compile_operation(self.api_schema, operation, selections)
+        root = self.api_schema.get_root_type(operation.operation)
+        assert root is not None
+        prepared = Prepared(
+            document=document,
+            operation=operation,
+            plan=plan,
+            shape=shape,
+            root_type=root.name,
+            introspection=_introspection_document(document, operation) if plan.local_root_fields else None,
+        )
+        self.plans.put((digest, operation_name), prepared)
+        return prepared
+
+    # --- executing ------------------------------------------------------------------------
+
+    async def execute(
+        self,
+        query: str,
+        variables: Mapping[str, Any] | None = None,
+        operation_name: str | None = None,
+        *,
+        headers: Mapping[str, str] | None = None,
+        allow_mutations: bool = True,
+        include_plan: bool = False,
+    ) -> dict[str, Any]:
+        prepared = self.prepare(query, operation_name)
+        kind = prepared.operation.operation
+        if kind == OperationType.SUBSCRIPTION:
+            raise RequestError([_error("Subscriptions are served over WebSocket or SSE.", "BAD_REQUEST")])
+        if kind == OperationType.MUTATION and not allow_mutations:
+            raise RequestError([_error("Mutations cannot be sent with GET.", "BAD_REQUEST")], status=405)
+        raw = dict(variables or {})
+        coerced = get_variable_values(self.api_schema, prepared.operation.variable_definitions or (), raw)
+        if isinstance(coerced, list):
+            raise RequestError([_graphql_error(e, "BAD_USER_INPUT") for e in coerced])
+        state = ExecutionState(variables=raw, headers=headers or {})
+        await self.executor.run(prepared.plan.node, state)
+        local: dict[str, Any] = {}
+        errors = list(state.errors)
+        if prepared.introspection is not None:
+            result = execute(self.api_schema, prepared.introspection, variable_values=raw, operation_name=operation_name)
+            local = dict(result.data or {})  # type: ignore[union-attr]
+            errors += [e.formatted for e in result.errors or ()]  # type: ignore[union-attr]
+        if state.root_failed:
+            state.error_paths.append([])
+        shaper = ResponseShaper(coerced, state.error_paths, local)
+        data = shaper.shape(state.data, prepared.shape, prepared.root_type)
+        errors += shaper.errors
+        body: dict[str, Any] = {"data": data}
+        if errors:
+            body["errors"] = errors
+        if include_plan:
+            body["extensions"] = {"queryPlan": print_plan(prepared.plan)}
+        return body
+
+
+def _select_operation(document: DocumentNode, name: str | None) -> OperationDefinitionNode:
+    operations = [d for d in document.definitions if isinstance(d, OperationDefinitionNode)]
+    if name is None:
+        if len(operations) == 1:
+            return operations[0]
+        raise RequestError([_error("Must provide operation name if query contains multiple operations.", "GRAPHQL_VALIDATION_FAILED")])
+    for operation in operations:
+        if operation.name and operation.name.value == name:
+            return operation
+    raise RequestError([_error(f"Unknown operation named '{name}'.", "GRAPHQL_VALIDATION_FAILED")])
+
+
+def _uses_introspection(document: DocumentNode) -> bool:
+    def walk(selection_set: SelectionSetNode | None) -> bool:
+        if selection_set is None:
+            return False
+        for node in selection_set.selections:
+            if isinstance(node, FieldNode) and node.name.value in INTROSPECTION_ROOT_FIELDS:
+                return True
+            if walk(getattr(node, "selection_set", None)):
+                return True
+        return False
+
+    return any(walk(getattr(d, "selection_set", None)) for d in document.definitions)
+
+
+def _introspection_document(document: DocumentNode, operation: OperationDefinitionNode) -> DocumentNode:
+    """The operation cut down to its introspection root fields, for graphql-core to answer."""
+    fields = tuple(
+        s for s in operation.selection_set.selections
+        if isinstance(s, FieldNode) and s.name.value in INTROSPECTION_ROOT_FIELDS
+    )
+    trimmed = OperationDefinitionNode(
+        operation=operation.operation,
+        name=operation.name,
+        variable_definitions=operation.variable_definitions,
+        directives=operation.directives,
+        selection_set=SelectionSetNode(selections=fields),
+    )
+    fragments = tuple(d for d in document.definitions if isinstance(d, FragmentDefinitionNode))
+    return DocumentNode(definitions=(trimmed, *fragments))
+
+
+def load_router(supergraph_sdl: str, fetcher: Fetcher, **options: Any) -> Router:
+    return Router(supergraph_sdl, fetcher, **options)
+
+
+__all__ = ["Prepared", "RequestError", "Router", "load_router", "print_plan"]
