@@ -59,7 +59,9 @@ class Prepared:
     introspection: DocumentNode | None
 
 
-def _error(message: str, code: str, locations: list[dict[str, int]] | None = None) -> dict[str, Any]:
+def _error(
+    message: str, code: str, locations: list[dict[str, int]] | None = None
+) -> dict[str, Any]:
     error: dict[str, Any] = {"message": message, "extensions": {"code": code}}
     if locations:
         error["locations"] = locations
@@ -114,7 +116,9 @@ class Router:
         if cached is not None:
             return cached
         operation = _select_operation(document, operation_name)
-        fragments = {d.name.value: d for d in document.definitions if isinstance(d, FragmentDefinitionNode)}
+        fragments = {
+            d.name.value: d for d in document.definitions if isinstance(d, FragmentDefinitionNode)
+        }
         try:
             plan = plan_operation(self.supergraph, document, operation_name)
         except PlanningError as error:
@@ -129,7 +133,9 @@ class Router:
             plan=plan,
             shape=shape,
             root_type=root.name,
-            introspection=_introspection_document(document, operation) if plan.local_root_fields else None,
+            introspection=_introspection_document(document, operation)
+            if plan.local_root_fields
+            else None,
         )
         self.plans.put((digest, operation_name), prepared)
         return prepared
@@ -149,11 +155,17 @@ class Router:
         prepared = self.prepare(query, operation_name)
         kind = prepared.operation.operation
         if kind == OperationType.SUBSCRIPTION:
-            raise RequestError([_error("Subscriptions are served over WebSocket or SSE.", "BAD_REQUEST")])
+            raise RequestError(
+                [_error("Subscriptions are served over WebSocket or SSE.", "BAD_REQUEST")]
+            )
         if kind == OperationType.MUTATION and not allow_mutations:
-            raise RequestError([_error("Mutations cannot be sent with GET.", "BAD_REQUEST")], status=405)
+            raise RequestError(
+                [_error("Mutations cannot be sent with GET.", "BAD_REQUEST")], status=405
+            )
         raw = dict(variables or {})
-        coerced = get_variable_values(self.api_schema, prepared.operation.variable_definitions or (), raw)
+        coerced = get_variable_values(
+            self.api_schema, prepared.operation.variable_definitions or (), raw
+        )
         if isinstance(coerced, list):
             raise RequestError([_graphql_error(e, "BAD_USER_INPUT") for e in coerced])
         state = ExecutionState(variables=raw, headers=headers or {})
@@ -161,12 +173,17 @@ class Router:
         local: dict[str, Any] = {}
         errors = list(state.errors)
         if prepared.introspection is not None:
-            result = execute(self.api_schema, prepared.introspection, variable_values=raw, operation_name=operation_name)
+            result = execute(
+                self.api_schema,
+                prepared.introspection,
+                variable_values=raw,
+                operation_name=operation_name,
+            )
             local = dict(result.data or {})  # type: ignore[union-attr]
-            errors += [e.formatted for e in result.errors or ()]  # type: ignore[union-attr]
+            errors += [dict(e.formatted) for e in result.errors or ()]  # type: ignore[union-attr]
         if state.root_failed:
             state.error_paths.append([])
-        shaper = ResponseShaper(coerced, state.error_paths, local)
+        shaper = ResponseShaper(coerced.coerced, state.error_paths, local)
         data = shaper.shape(state.data, prepared.shape, prepared.root_type)
         errors += shaper.errors
         body: dict[str, Any] = {"data": data}
@@ -182,7 +199,14 @@ def _select_operation(document: DocumentNode, name: str | None) -> OperationDefi
     if name is None:
         if len(operations) == 1:
             return operations[0]
-        raise RequestError([_error("Must provide operation name if query contains multiple operations.", "GRAPHQL_VALIDATION_FAILED")])
+        raise RequestError(
+            [
+                _error(
+                    "Must provide operation name if query contains multiple operations.",
+                    "GRAPHQL_VALIDATION_FAILED",
+                )
+            ]
+        )
     for operation in operations:
         if operation.name and operation.name.value == name:
             return operation
@@ -203,10 +227,13 @@ def _uses_introspection(document: DocumentNode) -> bool:
     return any(walk(getattr(d, "selection_set", None)) for d in document.definitions)
 
 
-def _introspection_document(document: DocumentNode, operation: OperationDefinitionNode) -> DocumentNode:
+def _introspection_document(
+    document: DocumentNode, operation: OperationDefinitionNode
+) -> DocumentNode:
     """The operation cut down to its introspection root fields, for graphql-core to answer."""
     fields = tuple(
-        s for s in operation.selection_set.selections
+        s
+        for s in operation.selection_set.selections
         if isinstance(s, FieldNode) and s.name.value in INTROSPECTION_ROOT_FIELDS
     )
     trimmed = OperationDefinitionNode(

@@ -188,7 +188,10 @@ def variables_in(selections: Iterable[Selection]) -> set[str]:
 
     collector = _Collect()
     for selection in walk(selections):
-        for node in (*selection.directives, *(selection.arguments if isinstance(selection, Field) else ())):
+        for node in (
+            *selection.directives,
+            *(selection.arguments if isinstance(selection, Field) else ()),
+        ):
             visit(node, collector)
     return names
 
@@ -196,6 +199,6 @@ def variables_in(selections: Iterable[Selection]) -> set[str]:
 def walk(selections: Iterable[Selection]) -> Iterator[Selection]:
     for selection in selections:
         yield selection
-        children = selection.selections if isinstance(selection, Field) else selection.selections
+        children = selection.selections
         if children:
             yield from walk(children)

@@ -18,7 +18,12 @@ from supergraph.execute import Fetcher
 from supergraph.model import load_supergraph
 from supergraph.pipeline import RequestError, Router
 
-FORWARDED_HEADERS = ("authorization", "accept-language", "apollographql-client-name", "apollographql-client-version")
+FORWARDED_HEADERS = (
+    "authorization",
+    "accept-language",
+    "apollographql-client-name",
+    "apollographql-client-version",
+)
 QUERY_PLAN_HEADER = "x-reelgraph-query-plan"
 GRAPHQL_RESPONSE = "application/graphql-response+json"
 
@@ -32,7 +37,11 @@ def _bad_request(message: str) -> Response:
 
 
 def _media_type(request: Request) -> str:
-    return GRAPHQL_RESPONSE if GRAPHQL_RESPONSE in request.headers.get("accept", "") else "application/json"
+    return (
+        GRAPHQL_RESPONSE
+        if GRAPHQL_RESPONSE in request.headers.get("accept", "")
+        else "application/json"
+    )
 
 
 def create_router_app(
@@ -47,7 +56,9 @@ def create_router_app(
     fetcher = Fetcher(subgraph_endpoints(supergraph, environ), dedupe=dedupe)
     router = Router(supergraph_sdl, fetcher, introspection=introspection)
 
-    async def run(request: Request, params: Mapping[str, Any], *, allow_mutations: bool) -> Response:
+    async def run(
+        request: Request, params: Mapping[str, Any], *, allow_mutations: bool
+    ) -> Response:
         query = params.get("query")
         variables = params.get("variables")
         operation_name = params.get("operationName")

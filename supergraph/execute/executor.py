@@ -11,7 +11,13 @@ from typing import Any
 import orjson
 
 from supergraph.execute.fetcher import Fetcher
-from supergraph.execute.merge import ResponsePath, client_error, deep_merge, objects_at, representation
+from supergraph.execute.merge import (
+    ResponsePath,
+    client_error,
+    deep_merge,
+    objects_at,
+    representation,
+)
 from supergraph.model import Supergraph
 from supergraph.plan import FetchNode, FlattenNode, ParallelNode, PlanNode, SequenceNode
 
@@ -48,7 +54,10 @@ class PlanExecutor:
     async def _root(self, node: FetchNode, state: ExecutionState) -> None:
         variables = {k: state.variables[k] for k in node.variable_names if k in state.variables}
         response = await self.fetcher.fetch(
-            node.service, node.operation, variables, headers=state.headers,
+            node.service,
+            node.operation,
+            variables,
+            headers=state.headers,
             dedupable=node.operation_kind == "query",
         )
         if response.data:
@@ -84,8 +93,12 @@ class PlanExecutor:
         if not representations:
             return
         variables: dict[str, Any] = {"representations": representations}
-        variables.update({k: state.variables[k] for k in node.variable_names if k in state.variables})
-        response = await self.fetcher.fetch(node.service, node.operation, variables, headers=state.headers)
+        variables.update(
+            {k: state.variables[k] for k in node.variable_names if k in state.variables}
+        )
+        response = await self.fetcher.fetch(
+            node.service, node.operation, variables, headers=state.headers
+        )
         drop_typename = self._is_interface_object(node)
         entities = (response.data or {}).get("_entities")
         if isinstance(entities, list):

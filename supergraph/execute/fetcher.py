@@ -41,10 +41,15 @@ class Fetcher:
         self.endpoints = dict(endpoints)
         self.dedupe = dedupe
         self._client = client or httpx.AsyncClient(
-            limits=httpx.Limits(max_connections=max_connections, max_keepalive_connections=max_connections),
-            timeout=None,
+            limits=httpx.Limits(
+                max_connections=max_connections, max_keepalive_connections=max_connections
+            ),
+            # Per-subgraph timeouts are applied around each request instead.
+            timeout=None,  # noqa: S113
         )
-        self._in_flight: dict[tuple[str, bytes, tuple[tuple[str, str], ...]], asyncio.Future[SubgraphResponse]] = {}
+        self._in_flight: dict[
+            tuple[str, bytes, tuple[tuple[str, str], ...]], asyncio.Future[SubgraphResponse]
+        ] = {}
 
     async def fetch(
         self,
@@ -85,25 +90,45 @@ class Fetcher:
                 self._client.post(endpoint.url, content=body, headers=headers), endpoint.timeout
             )
         except TimeoutError:
-            return _failure(endpoint, "SUBGRAPH_TIMEOUT", f"Subgraph '{endpoint.name}' did not answer within {endpoint.timeout:g}s.")
+            return _failure(
+                endpoint,
+                "SUBGRAPH_TIMEOUT",
+                f"Subgraph '{endpoint.name}' did not answer within {endpoint.timeout:g}s.",
+            )
         except httpx.HTTPError:
-            return _failure(endpoint, "SUBGRAPH_UNAVAILABLE", f"Subgraph '{endpoint.name}' could not be reached.")
+            return _failure(
+                endpoint,
+                "SUBGRAPH_UNAVAILABLE",
+                f"Subgraph '{endpoint.name}' could not be reached.",
+            )
         try:
             payload = orjson.loads(response.content)
         except orjson.JSONDecodeError:
             return _failure(
                 endpoint,
                 "SUBGRAPH_BAD_RESPONSE",
-                f"Subgraph '{endpoint.name}' answered HTTP {response.status_code} with a body that is not JSON.",
+                f"Subgraph '{endpoint.name}' answered HTTP {response.status_code} with non-JSON.",
             )
         if not isinstance(payload, dict) or not ("data" in payload or "errors" in payload):
-            return _failure(endpoint, "SUBGRAPH_BAD_RESPONSE", f"Subgraph '{endpoint.name}' answered with something that is not a GraphQL response.")
+            return _failure(
+                endpoint,
+                "SUBGRAPH_BAD_RESPONSE",
+                f"Subgraph '{endpoint.name}' answered with no GraphQL response.",
+            )
         data = payload.get("data")
         errors = payload.get("errors") or []
         if not isinstance(errors, list) or (data is not None and not isinstance(data, dict)):
-            return _failure(endpoint, "SUBGRAPH_BAD_RESPONSE", f"Subgraph '{endpoint.name}' answered with a malformed GraphQL response.")
+            return _failure(
+                endpoint,
+                "SUBGRAPH_BAD_RESPONSE",
+                f"Subgraph '{endpoint.name}' answered with a malformed GraphQL response.",
+            )
         cleaned = [e if isinstance(e, dict) else {"message": str(e)} for e in errors]
-        return SubgraphResponse(data=data, errors=cleaned, failed=data is None and response.status_code >= 400 and not cleaned)
+        return SubgraphResponse(
+            data=data,
+            errors=cleaned,
+            failed=data is None and response.status_code >= 400 and not cleaned,
+        )
 
     async def close(self) -> None:
         await self._client.aclose()

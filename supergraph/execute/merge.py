@@ -19,7 +19,9 @@ def objects_at(data: Any, path: Sequence[str]) -> list[tuple[dict[str, Any], Res
         if segment == "@":
             for value, at in current:
                 if isinstance(value, list):
-                    following += [(item, [*at, i]) for i, item in enumerate(value) if item is not None]
+                    following += [
+                        (item, [*at, i]) for i, item in enumerate(value) if item is not None
+                    ]
         elif segment.startswith("|"):
             types = set(segment[1:].split(","))
             following = [

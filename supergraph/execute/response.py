@@ -17,6 +17,7 @@ from graphql import (
     GraphQLObjectType,
     GraphQLOutputType,
     GraphQLSchema,
+    GraphQLString,
     OperationDefinitionNode,
     ValueNode,
     VariableNode,
@@ -82,26 +83,62 @@ def compile_selection(
             items.append(_compile_fragment(schema, parent, selection))
     result = OutSelection(items)
     keys = [i.key for i in items if isinstance(i, OutField)]
-    if all(isinstance(i, OutField) and not i.conditions for i in items) and len(keys) == len(set(keys)):
+    if all(isinstance(i, OutField) and not i.conditions for i in items) and len(keys) == len(
+        set(keys)
+    ):
         result.simple = True
         result.by_key = {i.key: [i] for i in items if isinstance(i, OutField)}
     return result
 
 
-def _compile_field(schema: GraphQLSchema, parent: str, parent_type: Any, selection: Field) -> OutField:
+def _compile_field(
+    schema: GraphQLSchema, parent: str, parent_type: Any, selection: Field
+) -> OutField:
     conditions = _conditions(selection.directives)
     if selection.name == "__typename":
-        return OutField(selection.response_key, "__typename", parent, GraphQLNonNull(schema.type_map["String"]), "typename", conditions)  # type: ignore[arg-type]
+        return OutField(
+            selection.response_key,
+            "__typename",
+            parent,
+            GraphQLNonNull(GraphQLString),
+            "typename",
+            conditions,
+        )
     if selection.name in INTROSPECTION_ROOT_FIELDS:
-        return OutField(selection.response_key, selection.name, parent, schema.type_map["String"], "local", conditions)  # type: ignore[arg-type]
+        return OutField(
+            selection.response_key,
+            selection.name,
+            parent,
+            GraphQLString,
+            "local",
+            conditions,
+        )
     definition = parent_type.fields[selection.name]
     named = get_named_type(definition.type)
     if is_composite_type(named):
         sub = compile_selection(schema, named.name, selection.selections or [])
-        return OutField(selection.response_key, selection.name, parent, definition.type, "composite", conditions, selection=sub)
+        return OutField(
+            selection.response_key,
+            selection.name,
+            parent,
+            definition.type,
+            "composite",
+            conditions,
+            selection=sub,
+        )
     if isinstance(named, GraphQLEnumType):
-        return OutField(selection.response_key, selection.name, parent, definition.type, "enum", conditions, enum_values=frozenset(named.values))
-    return OutField(selection.response_key, selection.name, parent, definition.type, "leaf", conditions)
+        return OutField(
+            selection.response_key,
+            selection.name,
+            parent,
+            definition.type,
+            "enum",
+            conditions,
+            enum_values=frozenset(named.values),
+        )
+    return OutField(
+        selection.response_key, selection.name, parent, definition.type, "leaf", conditions
+    )
 
 
 def _compile_fragment(schema: GraphQLSchema, parent: str, fragment: InlineFragment) -> OutFragment:
@@ -110,14 +147,16 @@ def _compile_fragment(schema: GraphQLSchema, parent: str, fragment: InlineFragme
     if fragment.type_condition is None:
         types = None
     elif is_abstract_type(condition_type):
-        types = frozenset(t.name for t in schema.get_possible_types(condition_type))  # type: ignore[arg-type]
+        types = frozenset(t.name for t in schema.get_possible_types(condition_type))
     else:
         types = frozenset({condition})
     inner = compile_selection(schema, condition, fragment.selections)
     return OutFragment(types, _conditions(fragment.directives), inner.items)
 
 
-def compile_operation(schema: GraphQLSchema, operation: OperationDefinitionNode, selections: list[Selection]) -> OutSelection:
+def compile_operation(
+    schema: GraphQLSchema, operation: OperationDefinitionNode, selections: list[Selection]
+) -> OutSelection:
     root = schema.get_root_type(operation.operation)
     assert root is not None
     return compile_selection(schema, root.name, selections)
@@ -141,9 +180,11 @@ class ResponseShaper:
         self.errors: list[dict[str, Any]] = []
         self.suppress_null_errors = suppress_null_errors
 
-    def shape(self, data: Mapping[str, Any] | None, root: OutSelection, root_type: str) -> dict[str, Any] | None:
+    def shape(
+        self, data: Mapping[str, Any] | None, root: OutSelection, root_type: str
+    ) -> dict[str, Any] | None:
         result = self._object(data or {}, root, root_type, [])
-        return None if result is _INVALID else result  # type: ignore[return-value]
+        return None if result is _INVALID else result
 
     def _passes(self, conditions: tuple[Condition, ...]) -> bool:
         for is_skip, value in conditions:
@@ -174,7 +215,9 @@ class ResponseShaper:
         visit(selection.items)
         return fields
 
-    def _object(self, obj: Mapping[str, Any], selection: OutSelection, typename: str, path: ResponsePath) -> Any:
+    def _object(
+        self, obj: Mapping[str, Any], selection: OutSelection, typename: str, path: ResponsePath
+    ) -> Any:
         out: dict[str, Any] = {}
         for key, fields in self._collect(selection, typename).items():
             first = fields[0]
@@ -186,14 +229,23 @@ class ResponseShaper:
                 continue
             sub = first.selection
             if len(fields) > 1 and sub is not None:
-                sub = OutSelection([item for f in fields if f.selection for item in f.selection.items])
+                sub = OutSelection(
+                    [item for f in fields if f.selection for item in f.selection.items]
+                )
             value = self._value(obj.get(key), first.type, first, sub, [*path, key])
             if value is _INVALID:
                 return _INVALID
             out[key] = value
         return out
 
-    def _value(self, value: Any, type_: GraphQLOutputType, spec: OutField, sub: OutSelection | None, path: ResponsePath) -> Any:
+    def _value(
+        self,
+        value: Any,
+        type_: GraphQLOutputType,
+        spec: OutField,
+        sub: OutSelection | None,
+        path: ResponsePath,
+    ) -> Any:
         if isinstance(type_, GraphQLNonNull):
             completed = self._value(value, type_.of_type, spec, sub, path)
             if completed is None or completed is _INVALID:
@@ -215,8 +267,10 @@ class ResponseShaper:
                 items.append(completed)
             return items
         if spec.kind == "enum":
-            if value not in spec.enum_values:  # type: ignore[operator]
-                self._error(f"Enum '{get_named_type(type_).name}' cannot represent value: {value!r}", path)
+            if spec.enum_values is not None and value not in spec.enum_values:
+                self._error(
+                    f"Enum '{get_named_type(type_).name}' cannot represent value: {value!r}", path
+                )
                 return None
             return value
         if spec.kind == "leaf":
@@ -225,7 +279,9 @@ class ResponseShaper:
             self._error(f"Expected an object for {spec.parent}.{spec.name}.", path)
             return None
         named = get_named_type(type_)
-        typename = value.get("__typename") if not isinstance(named, GraphQLObjectType) else named.name
+        typename = (
+            value.get("__typename") if not isinstance(named, GraphQLObjectType) else named.name
+        )
         if not isinstance(typename, str):
             typename = named.name
         completed = self._object(value, sub, typename, path)

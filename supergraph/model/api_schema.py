@@ -26,7 +26,19 @@ from graphql.language import REMOVE, Visitor, visit
 from supergraph.model.links import Feature, linked_features
 
 # Linked features whose elements never reach clients.
-_MACHINERY = {"link", "join", "inaccessible", "tag", "core", "authenticated", "requiresScopes", "policy", "cost", "listSize", "context"}
+_MACHINERY = {
+    "link",
+    "join",
+    "inaccessible",
+    "tag",
+    "core",
+    "authenticated",
+    "requiresScopes",
+    "policy",
+    "cost",
+    "listSize",
+    "context",
+}
 
 
 def build_api_schema(sdl: str) -> GraphQLSchema:
@@ -60,7 +72,9 @@ def _inaccessible_types(document: DocumentNode, inaccessible: str | None) -> set
 
 
 class _ApiFilter(Visitor):
-    def __init__(self, machinery: list[Feature], inaccessible: str | None, hidden: set[str]) -> None:
+    def __init__(
+        self, machinery: list[Feature], inaccessible: str | None, hidden: set[str]
+    ) -> None:
         super().__init__()
         self.machinery = machinery
         self.inaccessible = inaccessible

@@ -96,9 +96,7 @@ class TypeMeta:
             return []
         if not meta.sources:
             return list(self.graphs)
-        return [
-            g for g, s in meta.sources.items() if not s.external and not s.used_overridden
-        ]
+        return [g for g, s in meta.sources.items() if not s.external and not s.used_overridden]
 
     def source(self, name: str, graph: str) -> FieldInGraph | None:
         meta = self.fields.get(name)
@@ -171,8 +169,7 @@ def load_supergraph(sdl: str) -> Supergraph:
     types = {
         name: meta
         for node in document.definitions
-        if isinstance(node, TypeDefinitionNode)
-        and (meta := _type_meta(node, join)) is not None
+        if isinstance(node, TypeDefinitionNode) and (meta := _type_meta(node, join)) is not None
         for name in (meta.name,)
     }
     _merge_extensions(document, join, types)
@@ -223,7 +220,9 @@ def _type_meta(node: TypeDefinitionNode, join: Feature) -> TypeMeta | None:
 
 def _merge_extensions(document: DocumentNode, join: Feature, types: dict[str, TypeMeta]) -> None:
     for node in document.definitions:
-        if isinstance(node, ObjectTypeExtensionNode | InterfaceTypeExtensionNode | UnionTypeExtensionNode):
+        if isinstance(
+            node, ObjectTypeExtensionNode | InterfaceTypeExtensionNode | UnionTypeExtensionNode
+        ):
             meta = types.get(node.name.value)
             if meta is not None:
                 _apply(meta, node, join)
@@ -234,10 +233,16 @@ def _apply(meta: TypeMeta, node: Any, join: Feature) -> None:
         graph = args["graph"]
         info = meta.graphs.setdefault(graph, TypeInGraph(graph))
         info.extension = info.extension or bool(args.get("extension", False))
-        info.is_interface_object = info.is_interface_object or bool(args.get("isInterfaceObject", False))
+        info.is_interface_object = info.is_interface_object or bool(
+            args.get("isInterfaceObject", False)
+        )
         if args.get("key"):
             info.keys.append(
-                Key(args["key"], tuple(parse_field_set(args["key"])), bool(args.get("resolvable", True)))
+                Key(
+                    args["key"],
+                    tuple(parse_field_set(args["key"])),
+                    bool(args.get("resolvable", True)),
+                )
             )
     for args in _named(node.directives, join.directive("implements")):
         meta.implements.setdefault(args["graph"], set()).add(args["interface"])

@@ -9,7 +9,9 @@ from dataclasses import dataclass, field
 from graphql import DocumentNode, SchemaDefinitionNode, SchemaExtensionNode
 from graphql.utilities import value_from_ast_untyped
 
-_FEATURE_URL = re.compile(r"^(?P<base>.*/(?P<name>[A-Za-z_][A-Za-z0-9_-]*))/v(?P<version>\d+\.\d+)$")
+_FEATURE_URL = re.compile(
+    r"^(?P<base>.*/(?P<name>[A-Za-z_][A-Za-z0-9_-]*))/v(?P<version>\d+\.\d+)$"
+)
 
 
 @dataclass(frozen=True)

@@ -86,7 +86,9 @@ def _operation(document: DocumentNode, name: str | None) -> OperationDefinitionN
     operations = [d for d in document.definitions if isinstance(d, OperationDefinitionNode)]
     if name is None:
         if len(operations) != 1:
-            raise PlanningError("Must provide operation name if query contains multiple operations.")
+            raise PlanningError(
+                "Must provide operation name if query contains multiple operations."
+            )
         return operations[0]
     for operation in operations:
         if operation.name and operation.name.value == name:
@@ -156,7 +158,9 @@ class _Planner:
             if isinstance(selection, Field):
                 result.append((selection, conditions))
             elif selection.type_condition in (None, root):
-                result += self._root_fields(root, selection.selections, conditions + selection.directives)
+                result += self._root_fields(
+                    root, selection.selections, conditions + selection.directives
+                )
         return result
 
     def _root_graph(self, root: str, selection: Field) -> str:
@@ -185,7 +189,11 @@ class _Planner:
             elif self._fragment_applies(selection.type_condition, parent):
                 inner = self._conditional_target(target, selection.directives)
                 sub = Context(
-                    ctx.group, ctx.path, ctx.provided, ctx.conditions + selection.directives, ctx.injected
+                    ctx.group,
+                    ctx.path,
+                    ctx.provided,
+                    ctx.conditions + selection.directives,
+                    ctx.injected,
                 )
                 used |= self._plan_set(sub, parent, selection.selections, inner)
         return used
@@ -204,7 +212,9 @@ class _Planner:
         if (graph in graphs and not needs_entity) or self._provided(ctx, selection):
             return self._add_local(ctx, parent, selection, target)
         if graphs:
-            return self._jump(ctx, parent, selection, target, self._choose_graph(ctx, parent, graphs))
+            return self._jump(
+                ctx, parent, selection, target, self._choose_graph(ctx, parent, graphs)
+            )
         return self._via_interface_object(ctx, parent, selection, target)
 
     def _add_local(
@@ -245,7 +255,13 @@ class _Planner:
                 if condition != parent and graph not in self.sg.types[condition].graphs:
                     continue  # this subgraph never returns that type
                 fragment = self._fragment_in(target, selection.type_condition, selection.directives)
-                sub = Context(ctx.group, ctx.path, ctx.provided, ctx.conditions + selection.directives, ctx.injected)
+                sub = Context(
+                    ctx.group,
+                    ctx.path,
+                    ctx.provided,
+                    ctx.conditions + selection.directives,
+                    ctx.injected,
+                )
                 used |= self._plan_set(sub, condition, selection.selections, fragment.selections)
             return used
         for concrete in self.sg.possible_types(parent, graph):
@@ -253,7 +269,13 @@ class _Planner:
             if not sub_selections:
                 continue
             fragment = self._fragment_in(target, concrete, ())
-            sub = Context(ctx.group, ctx.path + (f"|{concrete}",), self._narrow_fragment(ctx.provided, concrete), ctx.conditions, ctx.injected)
+            sub = Context(
+                ctx.group,
+                (*ctx.path, f"|{concrete}"),
+                self._narrow_fragment(ctx.provided, concrete),
+                ctx.conditions,
+                ctx.injected,
+            )
             used |= self._plan_set(sub, concrete, sub_selections, fragment.selections)
         return used
 
@@ -305,7 +327,10 @@ class _Planner:
         if source is not None and source.requires is not None:
             requires = [copy_selection(s) for s in source.requires]
             deps = self._plan_set(
-                Context(ctx.group, ctx.path, ctx.provided, ctx.conditions, True), parent, requires, target
+                Context(ctx.group, ctx.path, ctx.provided, ctx.conditions, True),
+                parent,
+                requires,
+                target,
             )
             deps.discard(group)
             group.depends_on |= deps
@@ -353,21 +378,28 @@ class _Planner:
         key_owner = representation_typename or parent
         key = self._choose_key(key_owner, graph, ctx.group.graph)
         if key is None:
-            raise PlanningError(f"Subgraph {self.sg.graphs[graph].name} has no resolvable key for {key_owner}.")
+            raise PlanningError(
+                f"Subgraph {self.sg.graphs[graph].name} has no resolvable key for {key_owner}."
+            )
         entity_type = representation_typename or parent
         group = self._new_group(graph, entity_type, ctx.path)
         group.representation_typename = representation_typename
         self.entity_groups[cache_key] = group
         requires: list[Selection] = [Field("__typename"), *(copy_selection(s) for s in key)]
         deps = self._plan_set(
-            Context(ctx.group, ctx.path, ctx.provided, ctx.conditions, True), parent, requires, target
+            Context(ctx.group, ctx.path, ctx.provided, ctx.conditions, True),
+            parent,
+            requires,
+            target,
         )
         deps.discard(group)
         group.depends_on |= deps | {ctx.group}
         group.requires = requires
         return group
 
-    def _choose_key(self, type_name: str, graph: str, from_graph: str) -> tuple[Selection, ...] | None:
+    def _choose_key(
+        self, type_name: str, graph: str, from_graph: str
+    ) -> tuple[Selection, ...] | None:
         keys = self.sg.types[type_name].resolvable_keys(graph)
         if not keys:
             return None
@@ -430,7 +462,10 @@ class _Planner:
         return placed
 
     def _fragment_in(
-        self, target: list[Selection], type_condition: str | None, directives: tuple[DirectiveNode, ...]
+        self,
+        target: list[Selection],
+        type_condition: str | None,
+        directives: tuple[DirectiveNode, ...],
     ) -> InlineFragment:
         printed = " ".join(print_ast(d) for d in directives)
         for existing in target:
@@ -458,7 +493,7 @@ class _Planner:
         parent_type = self.schema.type_map[parent]
         if condition_type is None or not is_abstract_type(condition_type):
             return False
-        return self.schema.is_sub_type(condition_type, parent_type)  # type: ignore[arg-type]
+        return self.schema.is_sub_type(condition_type, parent_type)
 
     def _collect_for_type(self, selections: list[Selection], concrete: str) -> list[Selection]:
         """The selections that apply when the runtime type is `concrete`, fragments flattened
@@ -476,7 +511,11 @@ class _Planner:
         return result
 
     def _simple(
-        self, parent: str, selections: list[Selection], graph: str, provided: tuple[Selection, ...] | None
+        self,
+        parent: str,
+        selections: list[Selection],
+        graph: str,
+        provided: tuple[Selection, ...] | None,
     ) -> bool:
         """Whether this subgraph resolves every field of an abstract selection itself."""
         for selection in selections:
@@ -485,21 +524,30 @@ class _Planner:
                     continue
                 meta = self.sg.types[parent]
                 source = meta.source(selection.name, graph)
-                local = graph in meta.field_graphs(selection.name) and not (source and source.requires)
+                local = graph in meta.field_graphs(selection.name) and not (
+                    source and source.requires
+                )
                 if not local and not _provides(provided, selection.name):
                     return False
             else:
                 condition = selection.type_condition or parent
                 if condition != parent and graph not in self.sg.types[condition].graphs:
                     continue
-                if not self._simple(condition, selection.selections, graph, self._narrow_fragment(provided, condition)):
+                if not self._simple(
+                    condition,
+                    selection.selections,
+                    graph,
+                    self._narrow_fragment(provided, condition),
+                ):
                     return False
         return True
 
     def _resolvable_in(self, parent: str, selections: list[Selection], graph: str) -> bool:
         for selection in selections:
             if isinstance(selection, InlineFragment):
-                if not self._resolvable_in(selection.type_condition or parent, selection.selections, graph):
+                if not self._resolvable_in(
+                    selection.type_condition or parent, selection.selections, graph
+                ):
                     return False
                 continue
             if selection.name == "__typename":
@@ -526,7 +574,9 @@ class _Planner:
     def _provided(self, ctx: Context, selection: Field) -> bool:
         return _provides(ctx.provided, selection.name)
 
-    def _narrow(self, provided: tuple[Selection, ...] | None, name: str) -> tuple[Selection, ...] | None:
+    def _narrow(
+        self, provided: tuple[Selection, ...] | None, name: str
+    ) -> tuple[Selection, ...] | None:
         if provided is None:
             return None
         for selection in provided:
@@ -534,7 +584,9 @@ class _Planner:
                 return tuple(selection.selections or ())
         return None
 
-    def _narrow_fragment(self, provided: tuple[Selection, ...] | None, concrete: str) -> tuple[Selection, ...] | None:
+    def _narrow_fragment(
+        self, provided: tuple[Selection, ...] | None, concrete: str
+    ) -> tuple[Selection, ...] | None:
         if provided is None:
             return None
         result: list[Selection] = []
@@ -595,7 +647,12 @@ class _Planner:
             header = f"query {name}" if name else "query"
             header += "(" + ",".join(["$representations:[_Any!]!", *var_defs]) + ")"
             entity = InlineFragment(group.parent_type, group.selections)
-            operation = header + "{_entities(representations:$representations)" + print_selections([entity]) + "}"
+            operation = (
+                header
+                + "{_entities(representations:$representations)"
+                + print_selections([entity])
+                + "}"
+            )
         fetch = FetchNode(
             service=graph.name,
             operation=operation,
@@ -616,9 +673,7 @@ def _parallel(nodes: list[PlanNode]) -> PlanNode:
 
 
 def _provides(provided: tuple[Selection, ...] | None, name: str) -> bool:
-    return provided is not None and any(
-        isinstance(s, Field) and s.name == name for s in provided
-    )
+    return provided is not None and any(isinstance(s, Field) and s.name == name for s in provided)
 
 
 def _merge_requires(target: list[Selection], additions: list[Selection]) -> None:

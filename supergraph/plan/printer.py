@@ -38,9 +38,17 @@ def _pretty(operation: str, level: int) -> list[str]:
 def _node(node: PlanNode, level: int) -> list[str]:
     pad = _indent(level)
     if isinstance(node, SequenceNode):
-        return [f"{pad}Sequence {{", *[line for n in node.nodes for line in _node(n, level + 1)], f"{pad}}},"]
+        return [
+            f"{pad}Sequence {{",
+            *[line for n in node.nodes for line in _node(n, level + 1)],
+            f"{pad}}},",
+        ]
     if isinstance(node, ParallelNode):
-        return [f"{pad}Parallel {{", *[line for n in node.nodes for line in _node(n, level + 1)], f"{pad}}},"]
+        return [
+            f"{pad}Parallel {{",
+            *[line for n in node.nodes for line in _node(n, level + 1)],
+            f"{pad}}},",
+        ]
     if isinstance(node, FlattenNode):
         path = _path(node.path)
         return [f'{pad}Flatten(path: "{path}") {{', *_node(node.node, level + 1), f"{pad}}},"]
@@ -79,7 +87,8 @@ def _fetch(node: FetchNode, level: int) -> list[str]:
 
 def _requires(node: FetchNode, typename: str | None) -> str:
     assert node.requires is not None
-    printed = print_ast(parse(print_selections(node.requires), no_location=True).definitions[0].selection_set)  # type: ignore[attr-defined]
+    definition = parse(print_selections(node.requires), no_location=True).definitions[0]
+    printed = print_ast(definition.selection_set)  # type: ignore[attr-defined]
     inner = printed.splitlines()[1:-1]
     header = f"... on {typename}" if typename else "..."
     return "{\n" + f"  {header} {{\n" + "\n".join("  " + line for line in inner) + "\n  }"
