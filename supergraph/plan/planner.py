@@ -121,6 +121,9 @@ class _Planner:
         self.fragments = fragments
         self.groups: list[Group] = []
         self.entity_groups: dict[tuple[object, ...], Group] = {}
+        # Groups whose representation requirements are being planned: they cannot supply
+        # their own requirements, so jumps made meanwhile must go elsewhere.
+        self.building: set[Group] = set()
 
     # --- entry ----------------------------------------------------------------------------
 
@@ -246,6 +249,8 @@ class _Planner:
             return self._plan_interface_object(ctx, parent, selections, target)
         used: set[Group] = {ctx.group}
         self._field_in(target, Field("__typename"), ctx.injected)
+        selections, used_by_jumps = self._jump_interface_fields(ctx, parent, selections, target)
+        used |= used_by_jumps
         if self._simple(parent, selections, graph, ctx.provided):
             for selection in selections:
                 if isinstance(selection, Field):
@@ -279,6 +284,49 @@ class _Planner:
             used |= self._plan_set(sub, concrete, sub_selections, fragment.selections)
         return used
 
+    def _jump_interface_fields(
+        self, ctx: Context, parent: str, selections: list[Selection], target: list[Selection]
+    ) -> tuple[list[Selection], set[Group]]:
+        """Fields of an interface that another subgraph resolves for the interface as a whole
+        (an @interfaceObject or an entity interface) are fetched once for every object,
+        rather than once per concrete type. Returns the selections left to plan."""
+        meta = self.sg.types[parent]
+        if meta.kind != "interface":
+            return selections, set()
+        graph = ctx.group.graph
+        remaining: list[Selection] = []
+        used: set[Group] = set()
+        for selection in selections:
+            if (
+                not isinstance(selection, Field)
+                or selection.name == "__typename"
+                or graph in meta.field_graphs(selection.name)
+                or self._provided(ctx, selection)
+            ):
+                remaining.append(selection)
+                continue
+            owner = next(
+                (
+                    g
+                    for g in meta.field_graphs(selection.name)
+                    if meta.resolvable_keys(g)
+                    and (source := meta.source(selection.name, g)) is not None
+                    and source.requires is None
+                    and self._choose_key(parent, g, graph) is not None
+                    and self._resolvable_in(parent, list(self._choose_key(parent, g, graph) or ()), graph)
+                ),
+                None,
+            )
+            if owner is None:
+                remaining.append(selection)
+                continue
+            info = meta.graphs[owner]
+            typename = parent if info.is_interface_object else None
+            group = self._entity_group(ctx, parent, owner, target, representation_typename=typename)
+            inner = self._conditional_target(group.selections, ctx.conditions)
+            used |= {group} | self._add_local(Context(group, ctx.path), parent, selection, inner)
+        return remaining, used
+
     def _plan_interface_object(
         self, ctx: Context, parent: str, selections: list[Selection], target: list[Selection]
     ) -> set[Group]:
@@ -289,10 +337,13 @@ class _Planner:
         used: set[Group] = {ctx.group}
         remote: list[Selection] = []
         for selection in selections:
-            if (
-                isinstance(selection, Field)
-                and selection.name != "__typename"
-                and (graph in meta.field_graphs(selection.name) or self._provided(ctx, selection))
+            if isinstance(selection, Field) and (
+                # Representations name the interface anyway: its __typename will do.
+                (selection.name == "__typename" and ctx.injected)
+                or (
+                    selection.name != "__typename"
+                    and (graph in meta.field_graphs(selection.name) or self._provided(ctx, selection))
+                )
             ):
                 used |= self._plan_field(ctx, parent, selection, target)
             else:
@@ -373,8 +424,13 @@ class _Planner:
     ) -> Group:
         cache_key = (ctx.group.id, graph, ctx.path, parent, representation_typename, id(target))
         group = self.entity_groups.get(cache_key)
-        if group is not None:
+        if group is not None and group not in self.building:
             return group
+        if group is not None:
+            raise PlanningError(
+                f"Cannot build representations of {parent} for subgraph "
+                f"{self.sg.graphs[graph].name}: its key is only reachable through itself."
+            )
         key_owner = representation_typename or parent
         key = self._choose_key(key_owner, graph, ctx.group.graph)
         if key is None:
@@ -386,12 +442,16 @@ class _Planner:
         group.representation_typename = representation_typename
         self.entity_groups[cache_key] = group
         requires: list[Selection] = [Field("__typename"), *(copy_selection(s) for s in key)]
-        deps = self._plan_set(
-            Context(ctx.group, ctx.path, ctx.provided, ctx.conditions, True),
-            parent,
-            requires,
-            target,
-        )
+        self.building.add(group)
+        try:
+            deps = self._plan_set(
+                Context(ctx.group, ctx.path, ctx.provided, ctx.conditions, True),
+                parent,
+                requires,
+                target,
+            )
+        finally:
+            self.building.discard(group)
         deps.discard(group)
         group.depends_on |= deps | {ctx.group}
         group.requires = requires
@@ -409,14 +469,23 @@ class _Planner:
         return keys[0].selections
 
     def _choose_graph(self, ctx: Context, parent: str, graphs: list[str]) -> str:
+        busy = {
+            g.graph
+            for key, g in self.entity_groups.items()
+            if g in self.building and key[2] == ctx.path and key[3] == parent
+        }
         existing = [
             g.graph
             for key, g in self.entity_groups.items()
-            if key[0] == ctx.group.id and key[2] == ctx.path and key[3] == parent
+            if key[0] == ctx.group.id
+            and key[2] == ctx.path
+            and key[3] == parent
+            and g not in self.building
         ]
         for graph in existing:
             if graph in graphs:
                 return graph
+        graphs = [g for g in graphs if g not in busy] or graphs
         enterable = [g for g in graphs if self.sg.types[parent].resolvable_keys(g)]
         candidates = enterable or graphs
         for graph in candidates:
