@@ -40,6 +40,9 @@ def named_type(type_string: str) -> str:
 class FieldSetVisitor:
     """Callbacks for `walk_field_set`; each default does nothing."""
 
+    # Whether a field with arguments ends the walk there (`@requires` keeps going).
+    stops_at_arguments = True
+
     def used(self, parent: CompositeDefinition, field_name: str) -> None:
         """A field the set selects, at any depth (also inside inline fragments)."""
 
@@ -104,7 +107,12 @@ def _walk(
             target = definitions.composites.get(selection.type_condition.name.value)
             if target is not None:
                 _walk(
-                    selection.selection_set, target, definitions, visitor, externals, _Depth.FRAGMENT
+                    selection.selection_set,
+                    target,
+                    definitions,
+                    visitor,
+                    externals,
+                    _Depth.FRAGMENT,
                 )
             continue
         assert isinstance(selection, FieldNode)
@@ -125,11 +133,13 @@ def _walk(
             visitor.selected(parent, name)
         if definition.arguments:
             visitor.has_arguments(parent, name)
-            continue
+            if visitor.stops_at_arguments:
+                continue
         output = named_type(print_node(definition.type))
         if not in_fragment and output in definitions.leaf_types:
             external = any(
-                d.name.value in externals for d in (*(definition.directives or ()), *parent.directives)
+                d.name.value in externals
+                for d in (*(definition.directives or ()), *parent.directives)
             )
             if external:
                 visitor.external_leaf(parent, name)

@@ -74,17 +74,18 @@ UNSUPPORTED_DIRECTIVES = frozenset(
     {"authenticated", "requiresScopes", "policy", "cost", "listSize", "context", "fromContext"}
 )
 
-# The federation types a subgraph SDL may carry along; they never reach the supergraph.
+# The federation and link types a subgraph SDL may carry along (besides the ones it imports
+# by name); they never reach the supergraph.
 FEDERATION_TYPE_NAMES = frozenset(
     {
         "_FieldSet",
-        "FieldSet",
         "federation__FieldSet",
         "federation__Policy",
         "federation__Scope",
         "federation__ContextFieldValue",
         "link__Import",
         "link__Purpose",
+        "link",
     }
 )
 

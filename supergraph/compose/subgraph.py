@@ -8,7 +8,7 @@ the supergraph, and The Guild's composition records them in exactly that order.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 from graphql import (
@@ -74,11 +74,14 @@ _PROTOCOL_FIELDS = frozenset({"_service", "_entities"})
 
 
 def graph_id(name: str) -> str:
-    """The `join__Graph` enum value for a subgraph name: `inventoryV2` → `INVENTORY_V2`."""
+    """The `join__Graph` enum value for a subgraph name: `inventoryV2` → `INVENTORY_V2`.
+
+    A port of the `constant-case` package as The Guild's composition calls it.
+    """
     words = re.sub(r"[^A-Za-z0-9]", "_", name)
-    words = re.sub(r"([a-z0-9])([A-Z])", "\0\\1\0\\2", words).replace("\0\0", "\0")
-    words = re.sub(r"([a-z0-9])\0([A-Z])", "\\1\0\\2", words)
+    words = re.sub(r"([a-z0-9])([A-Z])", "\\1\0\\2", words)
     words = re.sub(r"([A-Z])([A-Z][a-z])", "\\1\0\\2", words)
+    words = re.sub(r"[^A-Za-z0-9_]+", "\0", words)
     proposed = "_".join(part.upper() for part in words.strip("\0").split("\0"))
     return f"_{proposed}_" if name[:1].isdigit() else proposed
 
@@ -102,7 +105,7 @@ def read_subgraph(source: SubgraphSource, graph: str) -> Subgraph:
     if names is None:
         raise fail(
             "UNSUPPORTED_FEATURE",
-            'Only Federation 2 subgraphs are supported: add `extend schema @link(url: '
+            "Only Federation 2 subgraphs are supported: add `extend schema @link(url: "
             '"https://specs.apollo.dev/federation/v2.9", import: [...])`.',
         )
     document = _without_protocol(document)
@@ -147,7 +150,9 @@ def _without_protocol(document: DocumentNode) -> DocumentNode:
         if name == query and isinstance(
             definition, ObjectTypeDefinitionNode | ObjectTypeExtensionNode
         ):
-            fields = tuple(f for f in definition.fields or () if f.name.value not in _PROTOCOL_FIELDS)
+            fields = tuple(
+                f for f in definition.fields or () if f.name.value not in _PROTOCOL_FIELDS
+            )
             definition = type(definition)(
                 name=definition.name,
                 description=getattr(definition, "description", None),
@@ -301,13 +306,13 @@ class _Reader:
         return self.object_type(name)
 
     def composite_field(self, type_name: str, field_name: str) -> FieldState:
-        return self._field(self.composite(type_name), field_name)
+        return self._field_of(self.composite(type_name), field_name)
 
     def interface_field(self, type_name: str, field_name: str) -> FieldState:
-        return self._field(self.interface_type(type_name), field_name)
+        return self._field_of(self.interface_type(type_name), field_name)
 
     @staticmethod
-    def _field(owner: ObjectTypeState | InterfaceTypeState, name: str) -> FieldState:
+    def _field_of(owner: ObjectTypeState | InterfaceTypeState, name: str) -> FieldState:
         found = owner.fields.get(name)
         if found is None:
             found = FieldState(name)
@@ -530,9 +535,7 @@ class _Reader:
         except GraphQLError:
             return
         marker = _KeyMarker(self, type_name)
-        fieldset.walk_field_set(
-            selection, parent, self.definitions, marker, self._external_names()
-        )
+        fieldset.walk_field_set(selection, parent, self.definitions, marker, self._external_names())
         resolvable = _argument(directive, "resolvable")
         key = Key(
             fields_value.value,
@@ -576,7 +579,12 @@ class _Reader:
             self._field_directive(directive, node, field, type_name, is_interface=is_interface)
 
     def _argument(
-        self, node: InputValueDefinitionNode, field: FieldState, coordinate: str, *, enum_reference: bool
+        self,
+        node: InputValueDefinitionNode,
+        field: FieldState,
+        coordinate: str,
+        *,
+        enum_reference: bool,
     ) -> None:
         arg = field.args.setdefault(node.name.value, ArgumentState(node.name.value))
         arg.type = _type_string(node.type)
@@ -620,7 +628,7 @@ class _Reader:
         elif canonical == "requires" and not is_interface:
             self._requires(directive, field, type_name)
         elif canonical == "provides" and not is_interface:
-            self._provides(directive, node, field)
+            self._provides(directive, node, field, record=not interface_object)
 
     def _requires(self, directive: ConstDirectiveNode, field: FieldState, type_name: str) -> None:
         fields_value = _argument(directive, "fields")
@@ -637,7 +645,12 @@ class _Reader:
         field.requires = fields_value.value
 
     def _provides(
-        self, directive: ConstDirectiveNode, node: FieldDefinitionNode, field: FieldState
+        self,
+        directive: ConstDirectiveNode,
+        node: FieldDefinitionNode,
+        field: FieldState,
+        *,
+        record: bool,
     ) -> None:
         fields_value = _argument(directive, "fields")
         if not isinstance(fields_value, StringValueNode):
@@ -661,7 +674,8 @@ class _Reader:
             fieldset.walk_field_set(
                 selection, target, self.definitions, _ProvidesMarker(self), self._external_names()
             )
-            field.provides = fields_value.value
+            if record:
+                field.provides = fields_value.value
 
     def _union(self, node: UnionTypeDefinitionNode | UnionTypeExtensionNode) -> None:
         name = node.name.value
@@ -704,12 +718,9 @@ class _Reader:
             if node.description is not None:
                 state.description = node.description.value
         for directive in node.directives or ():
-            self._common_directive(directive, lambda: self._inaccessible_input(name))
+            self._common_directive(directive, lambda: self.input_type(name))
         for field_node in node.fields or ():
             self._input_field(field_node, name)
-
-    def _inaccessible_input(self, name: str) -> InputObjectTypeState:
-        return self.input_type(name)
 
     def _input_field(self, node: InputValueDefinitionNode, type_name: str) -> None:
         field = self.input_field(type_name, node.name.value)
@@ -784,7 +795,3 @@ class _ProvidesMarker(_UsedMarker):
     def selected(self, parent: CompositeDefinition, field_name: str) -> None:
         if not parent.is_interface and not self.reader.is_interface_object(parent.name):
             self.reader.composite_field(parent.name, field_name).provided = True
-
-
-def local_federation_names(names: FederationNames, canonical: str) -> Iterable[str]:
-    return (local for local, name in names.directives.items() if name == canonical)

@@ -62,7 +62,8 @@ class PlanExecutor:
         )
         if response.data:
             deep_merge(state.data, response.data)
-        if response.failed:
+        if response.failed or response.data is None:
+            # Its errors already explain every field it should have answered.
             state.root_failed = True
         for error in response.errors:
             path = error.get("path")

@@ -65,7 +65,8 @@ class Fetcher:
         sent = {**_JSON_HEADERS, **(headers or {})}
         if not (self.dedupe and dedupable):
             return await self._send(endpoint, body, sent)
-        key = (service, body, tuple(sorted(sent.items())))
+        # Requests differing only in their request id are the same request.
+        key = (service, body, tuple(sorted((k, v) for k, v in sent.items() if k != "x-request-id")))
         pending = self._in_flight.get(key)
         if pending is not None:
             return await asyncio.shield(pending)

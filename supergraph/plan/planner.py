@@ -313,7 +313,9 @@ class _Planner:
                     and (source := meta.source(selection.name, g)) is not None
                     and source.requires is None
                     and self._choose_key(parent, g, graph) is not None
-                    and self._resolvable_in(parent, list(self._choose_key(parent, g, graph) or ()), graph)
+                    and self._resolvable_in(
+                        parent, list(self._choose_key(parent, g, graph) or ()), graph
+                    )
                 ),
                 None,
             )
@@ -342,7 +344,9 @@ class _Planner:
                 (selection.name == "__typename" and ctx.injected)
                 or (
                     selection.name != "__typename"
-                    and (graph in meta.field_graphs(selection.name) or self._provided(ctx, selection))
+                    and (
+                        graph in meta.field_graphs(selection.name) or self._provided(ctx, selection)
+                    )
                 )
             ):
                 used |= self._plan_field(ctx, parent, selection, target)

@@ -26,23 +26,41 @@ CASES: dict[str, tuple[str, str]] = {
     "shop-requires": ("shop", "{ topProducts { upc shippingEstimate inStock } }"),
     "shop-provides-saves-a-fetch": ("shop", "{ topProducts { reviews { author { username } } } }"),
     "shop-provides-then-join": ("shop", "{ topProducts { reviews { author { username name } } } }"),
-    "shop-nested-three-hops": ("shop", "query Me { me { name reviews { product { name shippingEstimate } } } }"),
-    "shop-mutation-then-join": ("shop", 'mutation { addReview(body: "b", upc: "1") { id product { name } } }'),
+    "shop-nested-three-hops": (
+        "shop",
+        "query Me { me { name reviews { product { name shippingEstimate } } } }",
+    ),
+    "shop-mutation-then-join": (
+        "shop",
+        'mutation { addReview(body: "b", upc: "1") { id product { name } } }',
+    ),
     "shop-aliases-and-key-clash": ("shop", "{ topProducts { upc: name reviews { body } } }"),
-    "shop-include-variable": ("shop", "query Q($withReviews: Boolean!) { topProducts { name reviews @include(if: $withReviews) { body } } }"),
+    "shop-include-variable": (
+        "shop",
+        "query Q($withReviews: Boolean!) { topProducts { name reviews @include(if: $withReviews) { body } } }",
+    ),
     "shop-parallel-roots": ("shop", "{ me { name } topProducts { name } }"),
     "testbed-composite-key": ("testbed", "{ books(first: 2) { title stock } }"),
     "testbed-nested-requires": ("testbed", "{ books(first: 2) { shippingEstimate priceWithTax } }"),
     "testbed-nested-key": ("testbed", "{ me { shelves { name books { title } } } }"),
     "testbed-override": ("testbed", "{ books(first: 2) { averageRating } }"),
-    "testbed-union-explode": ("testbed", '{ search(term: "a") { ... on Book { title reviewCount } ... on Author { name } } }'),
+    "testbed-union-explode": (
+        "testbed",
+        '{ search(term: "a") { ... on Book { title reviewCount } ... on Author { name } } }',
+    ),
     "testbed-interface-object-field": ("testbed", "{ media { id title downloads } }"),
-    "testbed-interface-object-root": ("testbed", "{ featuredMedia { __typename title coverUrl ... on Magazine { issue } } }"),
+    "testbed-interface-object-root": (
+        "testbed",
+        "{ featuredMedia { __typename title coverUrl ... on Magazine { issue } } }",
+    ),
     "testbed-bare-field-on-object": ("testbed", "{ books(first: 1) { coverUrl(size: 10) } }"),
     "testbed-resolvable-false": ("testbed", "{ books(first: 1) { addedBy { name } } }"),
     "testbed-multiple-keys": ("testbed", "{ lowStock { title reviewCount } }"),
     "testbed-requires-inaccessible": ("testbed", "{ reviews { author { emailDomain } } }"),
-    "testbed-mutations-in-order": ("testbed", 'mutation { a: addToCart(input: {isbn: "978-0000000001"}) { size } b: setPrice(bookId: "b1", priceCents: 100) { title } c: addToCart(input: {isbn: "978-0000000002"}) { size } }'),
+    "testbed-mutations-in-order": (
+        "testbed",
+        'mutation { a: addToCart(input: {isbn: "978-0000000001"}) { size } b: setPrice(bookId: "b1", priceCents: 100) { title } c: addToCart(input: {isbn: "978-0000000002"}) { size } }',
+    ),
 }
 
 
@@ -56,5 +74,7 @@ def test_golden_plan(name: str) -> None:
     golden = HERE / "golden" / f"{name}.plan"
     if os.environ.get("REELGRAPH_UPDATE_GOLDEN") == "1":
         golden.write_text(printed)
-    assert golden.exists(), f"no golden plan for {name}; run with REELGRAPH_UPDATE_GOLDEN=1 and review it"
+    assert golden.exists(), (
+        f"no golden plan for {name}; run with REELGRAPH_UPDATE_GOLDEN=1 and review it"
+    )
     assert printed == golden.read_text()

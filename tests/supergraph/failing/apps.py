@@ -1,0 +1,97 @@
+"""Two small subgraphs for the router's failure tests: `stable` always behaves; `flaky`
+misbehaves in the way its `--mode` says (slow, malformed JSON, HTTP 500, errors on some
+entities), so each failure can be produced on demand by a real process."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import strawberry
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import PlainTextResponse, Response
+from starlette.routing import Route
+from strawberry.asgi import GraphQL
+
+THINGS = {str(i): f"thing {i}" for i in range(1, 6)}
+
+
+@strawberry.federation.type(keys=["id"], name="Thing")
+class StableThing:
+    id: strawberry.ID
+    name: str
+
+    @classmethod
+    def resolve_reference(cls, id: strawberry.ID) -> StableThing:
+        return StableThing(id=id, name=THINGS[str(id)])
+
+
+@strawberry.type
+class StableQuery:
+    @strawberry.field
+    def stable(self) -> str:
+        return "stable"
+
+    @strawberry.field
+    def things(self) -> list[StableThing]:
+        return [StableThing(id=strawberry.ID(i), name=n) for i, n in THINGS.items()]
+
+
+@strawberry.federation.type(keys=["id"], name="Thing")
+class FlakyThing:
+    id: strawberry.ID
+
+    @strawberry.field
+    def extra(self) -> str | None:
+        if self.id == "3":
+            raise ValueError("no extra for thing 3")
+        return f"extra {self.id}"
+
+    @classmethod
+    def resolve_reference(cls, id: strawberry.ID) -> FlakyThing:
+        return FlakyThing(id=id)
+
+
+@strawberry.type
+class FlakyQuery:
+    @strawberry.field
+    def flaky(self) -> str | None:
+        return "flaky"
+
+
+stable_schema = strawberry.federation.Schema(
+    query=StableQuery, types=[StableThing], federation_version="2.9"
+)
+flaky_schema = strawberry.federation.Schema(
+    query=FlakyQuery, types=[FlakyThing], federation_version="2.9"
+)
+
+
+def create_app(name: str, mode: str = "ok") -> Any:
+    schema = stable_schema if name == "stable" else flaky_schema
+    graphql = GraphQL(schema, graphql_ide=None)
+
+    async def health(_: Request) -> Response:
+        return PlainTextResponse("ok")
+
+    health_app = Starlette(routes=[Route("/health", health)])
+
+    async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] != "http" or scope["path"] != "/graphql":
+            await health_app(scope, receive, send)
+            return
+        if mode == "slow":
+            await asyncio.sleep(3)
+        elif mode == "malformed":
+            response: Response = Response(
+                b'{"data": {"flaky": "unterminated', media_type="application/json"
+            )
+            await response(scope, receive, send)
+            return
+        elif mode == "http500":
+            await PlainTextResponse("Internal Server Error", status_code=500)(scope, receive, send)
+            return
+        await graphql(scope, receive, send)
+
+    return app
