@@ -103,12 +103,25 @@ def make_migration(service: str, message: str) -> None:
 
 
 @main.command()
-@click.option("--supergraph", "supergraph_path", type=click.Path(exists=True, dir_okay=False), default="schema/supergraph.graphql", show_default=True, help="Supergraph SDL to serve.")
+@click.option(
+    "--supergraph",
+    "supergraph_path",
+    type=click.Path(exists=True, dir_okay=False),
+    default="schema/supergraph.graphql",
+    show_default=True,
+    help="Supergraph SDL to serve.",
+)
 @click.option("--host", default=None, help="Interface to bind (default REELGRAPH_HOST).")
 @click.option("--port", type=int, default=None, help="Port (default REELGRAPH_ROUTER_PORT, 4000).")
-@click.option("--dev", is_flag=True, help="Developer mode: answer x-reelgraph-query-plan: true with the plan.")
-@click.option("--no-dedupe", is_flag=True, help="Turn off in-flight deduplication of subgraph fetches.")
-def router(supergraph_path: str, host: str | None, port: int | None, dev: bool, no_dedupe: bool) -> None:
+@click.option(
+    "--dev", is_flag=True, help="Developer mode: answer x-reelgraph-query-plan: true with the plan."
+)
+@click.option(
+    "--no-dedupe", is_flag=True, help="Turn off in-flight deduplication of subgraph fetches."
+)
+def router(
+    supergraph_path: str, host: str | None, port: int | None, dev: bool, no_dedupe: bool
+) -> None:
     """Run the federation router over any Federation 2 supergraph.
 
     Subgraph URLs come from the supergraph; REELGRAPH_SUBGRAPH_<NAME>_URL overrides one.
@@ -136,7 +149,13 @@ def router(supergraph_path: str, host: str | None, port: int | None, dev: bool, 
 
 
 @main.command()
-@click.option("--supergraph", "supergraph_path", type=click.Path(exists=True, dir_okay=False), default="schema/supergraph.graphql", show_default=True)
+@click.option(
+    "--supergraph",
+    "supergraph_path",
+    type=click.Path(exists=True, dir_okay=False),
+    default="schema/supergraph.graphql",
+    show_default=True,
+)
 @click.option("--operation-name", default=None, help="Which operation of the document to plan.")
 @click.argument("query")
 def plan(supergraph_path: str, operation_name: str | None, query: str) -> None:

@@ -64,6 +64,10 @@ class Supervisor:
             env={**os.environ, "PYTHONUNBUFFERED": "1"},
         )
         child.started_at = time.monotonic()
+        if self.stopping.is_set():
+            # Stopped while this child was starting: _terminate may not have seen it.
+            with contextlib.suppress(ProcessLookupError):
+                child.process.send_signal(signal.SIGTERM)
         child.pumps = [
             asyncio.create_task(self._pump(child, child.process.stdout)),
             asyncio.create_task(self._pump(child, child.process.stderr)),

@@ -76,8 +76,13 @@ async def ensure_database(url: str) -> None:
                 quoted = name.replace('"', '""')
                 try:
                     await conn.exec_driver_sql(f'CREATE DATABASE "{quoted}"')
-                except Exception as exc:  # another replica created it first
-                    if "already exists" not in str(exc):
+                except Exception:
+                    # Another replica created it between the check and CREATE (PostgreSQL
+                    # reports duplicate_database or a unique violation on pg_database).
+                    again = await conn.exec_driver_sql(
+                        "SELECT 1 FROM pg_database WHERE datname = $1", (name,)
+                    )
+                    if again.scalar() is None:
                         raise
     finally:
         await admin.dispose()

@@ -76,7 +76,8 @@ def client_ip(connection: HTTPConnection, trusted_proxies: frozenset[str]) -> st
     peer = connection.client.host if connection.client else "unknown"
     if peer not in trusted_proxies:
         return peer
-    forwarded = connection.headers.get("x-forwarded-for")
+    # Every header line: a proxy may add its own line instead of appending to the client's.
+    forwarded = ",".join(connection.headers.getlist("x-forwarded-for"))
     if not forwarded:
         return peer
     hops = [hop.strip() for hop in forwarded.split(",") if hop.strip()]

@@ -22,7 +22,7 @@ _SECRET_KEY = re.compile(
 )
 # Bearer tokens and JWT-shaped strings that slip into free text.
 _SECRET_TEXT = re.compile(
-    r"(Bearer\s+)[A-Za-z0-9\-_.~+/=]+|eyJ[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*"
+    r"((?i:bearer)\s+)[A-Za-z0-9\-_.~+/=]+|eyJ[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*"
 )
 REDACTED = "[REDACTED]"
 

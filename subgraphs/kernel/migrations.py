@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import threading
 from pathlib import Path
 
 from alembic import command, context
@@ -15,6 +16,8 @@ from subgraphs.kernel.db import create_engine, ensure_database, is_sqlite
 SUBGRAPHS_DIR = Path(__file__).resolve().parent.parent
 # Arbitrary but fixed: serialises migrations when several replicas start at once.
 _PG_MIGRATION_LOCK = 0x5265656C
+# Alembic keeps the running migration's context in module globals: one command per process.
+_ALEMBIC_LOCK = threading.Lock()
 
 
 def alembic_config(service: str, url: str) -> Config:
@@ -30,7 +33,12 @@ async def upgrade(service: str, url: str, revision: str = "head") -> None:
     """Create the database if needed and bring it to `revision`."""
     await ensure_database(url)
     # Alembic's env.py runs its own event loop, so it gets a thread of its own.
-    await asyncio.to_thread(command.upgrade, alembic_config(service, url), revision)
+    await asyncio.to_thread(_upgrade_serialised, alembic_config(service, url), revision)
+
+
+def _upgrade_serialised(config: Config, revision: str) -> None:
+    with _ALEMBIC_LOCK:
+        command.upgrade(config, revision)
 
 
 def run_env(target_metadata: MetaData) -> None:
