@@ -231,9 +231,9 @@ async def test_errors_on_some_entities_keep_the_rest(tmp_path: Path) -> None:
     with (
         failing_subgraph("stable", "ok", tmp_path) as stable,
         failing_subgraph("flaky", "ok", tmp_path) as flaky,
+        run_router(FAILING, {"stable": stable, "flaky": flaky}, tmp_path) as router,
     ):
-        with run_router(FAILING, {"stable": stable, "flaky": flaky}, tmp_path) as router:
-            body = await _post(router, "{ things { id extra } }")
+        body = await _post(router, "{ things { id extra } }")
     extras = [t["extra"] for t in body["data"]["things"]]
     assert extras == ["extra 1", "extra 2", None, "extra 4", "extra 5"]
     assert [e["path"] for e in body["errors"]] == [["things", 2, "extra"]]
