@@ -8,6 +8,7 @@ the parent's context first. Groups of fetches are then ordered by their dependen
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from graphql import (
@@ -70,6 +71,9 @@ class Context:
     provided: tuple[Selection, ...] | None = None
     conditions: tuple[DirectiveNode, ...] = ()
     injected: bool = False
+    # The client's fields at this object level, by response key: fields the router adds for
+    # its own needs must not take one of these keys for something else.
+    reserved: Mapping[str, Field] | None = None
 
 
 def plan_operation(
@@ -133,6 +137,7 @@ class _Planner:
         if root_type is None:
             raise PlanningError(f"The schema has no {kind} type.")
         selections = from_ast(self.operation.selection_set, self.fragments)
+        reserved = _client_keys(selections)
         local: list[str] = []
         roots: list[Group] = []
         for selection, conditions in self._root_fields(root_type.name, selections, ()):
@@ -149,7 +154,9 @@ class _Planner:
                 group = self._new_group(graph, None, ())
                 roots.append(group)
             target = self._conditional_target(group.selections, conditions)
-            self._add_local(Context(group, ()), root_type.name, selection, target)
+            self._add_local(
+                Context(group, (), reserved=reserved), root_type.name, selection, target
+            )
         node = self._assemble(roots, sequential_roots=kind == "mutation")
         return QueryPlan(node=node, operation_kind=kind, local_root_fields=tuple(local))
 
@@ -197,6 +204,7 @@ class _Planner:
                     ctx.provided,
                     ctx.conditions + selection.directives,
                     ctx.injected,
+                    ctx.reserved,
                 )
                 used |= self._plan_set(sub, parent, selection.selections, inner)
         return used
@@ -205,7 +213,7 @@ class _Planner:
         self, ctx: Context, parent: str, selection: Field, target: list[Selection]
     ) -> set[Group]:
         if selection.name == "__typename":
-            self._field_in(target, selection, ctx.injected)
+            self._field_in(target, selection, ctx)
             return {ctx.group}
         meta = self.sg.types[parent]
         graphs = meta.field_graphs(selection.name)
@@ -223,7 +231,7 @@ class _Planner:
     def _add_local(
         self, ctx: Context, parent: str, selection: Field, target: list[Selection]
     ) -> set[Group]:
-        placed = self._field_in(target, selection, ctx.injected)
+        placed = self._field_in(target, selection, ctx)
         used = {ctx.group}
         if selection.selections is None:
             return used
@@ -235,7 +243,12 @@ class _Planner:
         else:
             provided = self._narrow(ctx.provided, selection.name)
         path = ctx.path + (placed.response_key,) + ("@",) * _list_depth(field_type)
-        child_ctx = Context(ctx.group, path, provided, (), ctx.injected)
+        if ctx.injected:
+            client = (ctx.reserved or {}).get(placed.response_key)
+            child_reserved = _client_keys(client.selections or []) if client is not None else None
+        else:
+            child_reserved = _client_keys(selection.selections)
+        child_ctx = Context(ctx.group, path, provided, (), ctx.injected, child_reserved)
         assert placed.selections is not None
         return used | self._plan_set(child_ctx, child, selection.selections, placed.selections)
 
@@ -248,7 +261,7 @@ class _Planner:
         if in_graph is not None and in_graph.is_interface_object:
             return self._plan_interface_object(ctx, parent, selections, target)
         used: set[Group] = {ctx.group}
-        self._field_in(target, Field("__typename"), ctx.injected)
+        self._field_in(target, Field("__typename"), ctx)
         selections, used_by_jumps = self._jump_interface_fields(ctx, parent, selections, target)
         used |= used_by_jumps
         if self._simple(parent, selections, graph, ctx.provided):
@@ -266,6 +279,7 @@ class _Planner:
                     ctx.provided,
                     ctx.conditions + selection.directives,
                     ctx.injected,
+                    ctx.reserved,
                 )
                 used |= self._plan_set(sub, condition, selection.selections, fragment.selections)
             return used
@@ -280,6 +294,7 @@ class _Planner:
                 self._narrow_fragment(ctx.provided, concrete),
                 ctx.conditions,
                 ctx.injected,
+                ctx.reserved,
             )
             used |= self._plan_set(sub, concrete, sub_selections, fragment.selections)
         return used
@@ -326,7 +341,9 @@ class _Planner:
             typename = parent if info.is_interface_object else None
             group = self._entity_group(ctx, parent, owner, target, representation_typename=typename)
             inner = self._conditional_target(group.selections, ctx.conditions)
-            used |= {group} | self._add_local(Context(group, ctx.path), parent, selection, inner)
+            used |= {group} | self._add_local(
+                Context(group, ctx.path, reserved=ctx.reserved), parent, selection, inner
+            )
         return remaining, used
 
     def _plan_interface_object(
@@ -363,8 +380,8 @@ class _Planner:
             raise PlanningError(f"No subgraph can resolve the concrete type of {parent}.")
         group = self._entity_group(ctx, parent, owners[0], target, representation_typename=parent)
         inner = self._conditional_target(group.selections, ctx.conditions)
-        self._field_in(inner, Field("__typename"), False)
-        group_ctx = Context(group, ctx.path)
+        group_ctx = Context(group, ctx.path, reserved=ctx.reserved)
+        self._field_in(inner, Field("__typename"), group_ctx)
         return used | {group} | self._plan_set(group_ctx, parent, remote, inner)
 
     # --- jumps between subgraphs ----------------------------------------------------------
@@ -382,7 +399,7 @@ class _Planner:
         if source is not None and source.requires is not None:
             requires = [copy_selection(s) for s in source.requires]
             deps = self._plan_set(
-                Context(ctx.group, ctx.path, ctx.provided, ctx.conditions, True),
+                Context(ctx.group, ctx.path, ctx.provided, ctx.conditions, True, ctx.reserved),
                 parent,
                 requires,
                 target,
@@ -392,7 +409,7 @@ class _Planner:
             _merge_requires(group.requires, requires)
             used |= deps
         inner = self._conditional_target(group.selections, ctx.conditions)
-        group_ctx = Context(group, ctx.path, None, (), False)
+        group_ctx = Context(group, ctx.path, reserved=ctx.reserved)
         return used | self._add_local(group_ctx, parent, selection, inner)
 
     def _via_interface_object(
@@ -414,7 +431,7 @@ class _Planner:
                     ctx, parent, graph, target, representation_typename=interface.name
                 )
                 inner = self._conditional_target(group.selections, ctx.conditions)
-                group_ctx = Context(group, ctx.path)
+                group_ctx = Context(group, ctx.path, reserved=ctx.reserved)
                 return {group} | self._add_local(group_ctx, interface.name, selection, inner)
         raise PlanningError(f"No subgraph resolves {parent}.{selection.name}.")
 
@@ -449,7 +466,7 @@ class _Planner:
         self.building.add(group)
         try:
             deps = self._plan_set(
-                Context(ctx.group, ctx.path, ctx.provided, ctx.conditions, True),
+                Context(ctx.group, ctx.path, ctx.provided, ctx.conditions, True, ctx.reserved),
                 parent,
                 requires,
                 target,
@@ -512,8 +529,15 @@ class _Planner:
             raise PlanningError(f"Cannot query field '{name}' on type '{parent}'.")
         return fields[name].type  # type: ignore[no-any-return]
 
-    def _field_in(self, target: list[Selection], selection: Field, injected: bool) -> Field:
+    def _field_in(self, target: list[Selection], selection: Field, ctx: Context) -> Field:
         """The field in `target` this selection lands on, adding it if it is not there."""
+        injected = ctx.injected
+        if injected and selection.alias is None and ctx.reserved is not None:
+            client = ctx.reserved.get(selection.response_key)
+            if client is not None and not client.same_field(selection):
+                # The client uses this response key for something else: give the field the
+                # router needs a private alias (the requires selection keeps it).
+                selection.alias = f"__rg_{selection.name}"
         for existing in target:
             if not isinstance(existing, Field) or existing.response_key != selection.response_key:
                 continue
@@ -523,7 +547,7 @@ class _Planner:
                 # The client already uses this response key for something else: give the
                 # field the router needs a private alias (the requires selection keeps it).
                 selection.alias = f"__rg_{selection.name}"
-                return self._field_in(target, selection, injected)
+                return self._field_in(target, selection, ctx)
         placed = Field(
             selection.name,
             selection.alias,
@@ -684,20 +708,47 @@ class _Planner:
                 levels[group.id] = 0 if not deps else 1 + max(level(d) for d in deps)
             return levels[group.id]
 
+        dependents = [g for g in groups if g.parent_type is not None]
+
+        def leveled(members: list[Group]) -> list[PlanNode]:
+            by_level: dict[int, list[Group]] = {}
+            for group in members:
+                by_level.setdefault(level(group), []).append(group)
+            return [_parallel([self._fetch_node(g) for g in by_level[d]]) for d in sorted(by_level)]
+
         steps: list[PlanNode] = []
         if sequential_roots:
-            steps += [self._fetch_node(g) for g in roots if g.selections]
+            # Each mutation field completes, entity fetches included, before the next runs.
+            order = {g.id: i for i, g in enumerate(roots)}
+            owned: dict[int, list[Group]] = {}
+            for group in dependents:
+                owned.setdefault(self._owning_root(group, order), []).append(group)
+            for root in roots:
+                if root.selections:
+                    steps.append(self._fetch_node(root))
+                steps += leveled(owned.get(root.id, []))
         else:
             root_nodes = [self._fetch_node(g) for g in roots if g.selections]
             if root_nodes:
                 steps.append(_parallel(root_nodes))
-        dependents = [g for g in groups if g.parent_type is not None]
-        by_level: dict[int, list[Group]] = {}
-        for group in dependents:
-            by_level.setdefault(level(group), []).append(group)
-        for depth in sorted(by_level):
-            steps.append(_parallel([self._fetch_node(g) for g in by_level[depth]]))
+            steps += leveled(dependents)
         return steps[0] if len(steps) == 1 else SequenceNode(tuple(steps))
+
+    def _owning_root(self, group: Group, order: dict[int, int]) -> int:
+        """The last root fetch a dependent group (transitively) waits for."""
+        seen: set[int] = set()
+        stack = [group]
+        best: tuple[int, int] | None = None
+        while stack:
+            current = stack.pop()
+            if current.id in seen:
+                continue
+            seen.add(current.id)
+            if current.id in order and (best is None or order[current.id] > best[0]):
+                best = (order[current.id], current.id)
+            stack.extend(current.depends_on)
+        assert best is not None, "a dependent fetch always descends from a root fetch"
+        return best[1]
 
     def _fetch_node(self, group: Group) -> PlanNode:
         graph = self.sg.graphs[group.graph]
@@ -753,3 +804,15 @@ def _merge_requires(target: list[Selection], additions: list[Selection]) -> None
     from supergraph.selections import merge_into
 
     merge_into(target, additions)
+
+
+def _client_keys(selections: list[Selection]) -> dict[str, Field]:
+    """The client's fields at one object level (fragments flattened), by response key."""
+    keys: dict[str, Field] = {}
+    for selection in selections:
+        if isinstance(selection, Field):
+            keys.setdefault(selection.response_key, selection)
+        else:
+            for key, value in _client_keys(selection.selections).items():
+                keys.setdefault(key, value)
+    return keys

@@ -57,6 +57,10 @@ CASES: dict[str, tuple[str, str]] = {
     "testbed-resolvable-false": ("testbed", "{ books(first: 1) { addedBy { name } } }"),
     "testbed-multiple-keys": ("testbed", "{ lowStock { title reviewCount } }"),
     "testbed-requires-inaccessible": ("testbed", "{ reviews { author { emailDomain } } }"),
+    "testbed-mutation-dependents-before-next-field": (
+        "testbed",
+        'mutation { a: renameUser(id: "u1", name: "A") { name } b: addReview(input: {bookId: "b2", authorId: "u1", rating: 4}) { author { name } } c: renameUser(id: "u1", name: "C") { name } }',
+    ),
     "testbed-mutations-in-order": (
         "testbed",
         'mutation { a: addToCart(input: {isbn: "978-0000000001"}) { size } b: setPrice(bookId: "b1", priceCents: 100) { title } c: addToCart(input: {isbn: "978-0000000002"}) { size } }',
