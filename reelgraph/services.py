@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
+
+# The checked-in supergraph `reelgraph up` routes over (written by `reelgraph compose`).
+SUPERGRAPH = Path(__file__).resolve().parent.parent / "schema" / "supergraph.graphql"
 
 
 @dataclass(frozen=True)
@@ -20,3 +24,10 @@ SERVICES: dict[str, ServiceSpec] = {
 
 def service_names() -> list[str]:
     return list(SERVICES)
+
+
+def up_processes() -> list[tuple[str, list[str]]]:
+    """What `reelgraph up` runs: every service, then the router over our supergraph."""
+    processes = [(name, ["serve", name]) for name in SERVICES]
+    processes.append(("router", ["router", "--supergraph", str(SUPERGRAPH)]))
+    return processes

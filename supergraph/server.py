@@ -13,6 +13,8 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from subgraphs.kernel.http import RequestIdMiddleware
+from subgraphs.kernel.logging import request_id_var
 from supergraph.config import subgraph_endpoints
 from supergraph.execute import Fetcher
 from supergraph.model import load_supergraph
@@ -51,7 +53,7 @@ def create_router_app(
     dev: bool = False,
     dedupe: bool = True,
     introspection: bool = True,
-) -> Starlette:
+) -> RequestIdMiddleware:
     supergraph = load_supergraph(supergraph_sdl)
     fetcher = Fetcher(subgraph_endpoints(supergraph, environ), dedupe=dedupe)
     router = Router(supergraph_sdl, fetcher, introspection=introspection)
@@ -69,7 +71,7 @@ def create_router_app(
         if operation_name is not None and not isinstance(operation_name, str):
             return _bad_request("'operationName' must be a string.")
         headers = {k: v for k in FORWARDED_HEADERS if (v := request.headers.get(k))}
-        headers["x-request-id"] = request.headers.get("x-request-id") or uuid.uuid4().hex
+        headers["x-request-id"] = request_id_var.get() or uuid.uuid4().hex
         media_type = _media_type(request)
         try:
             body = await router.execute(
@@ -122,4 +124,4 @@ def create_router_app(
         lifespan=lifespan,
     )
     app.state.router = router
-    return app
+    return RequestIdMiddleware(app)

@@ -210,8 +210,9 @@ def listening(port: int) -> bool:
 class Up:
     """`reelgraph up` with its output collected line by line."""
 
-    def __init__(self, data_dir: Path, port: int) -> None:
+    def __init__(self, data_dir: Path, port: int, router_port: int) -> None:
         self.port = port
+        self.router_port = router_port
         self.lines: list[str] = []
         self.process = subprocess.Popen(
             [*COMMAND, "up"],
@@ -219,6 +220,7 @@ class Up:
             env=clean_env(
                 REELGRAPH_DATA_DIR=str(data_dir),
                 REELGRAPH_AUTH_PORT=str(port),
+                REELGRAPH_ROUTER_PORT=str(router_port),
                 REELGRAPH_BCRYPT_ROUNDS="4",
             ),
             stdout=subprocess.PIPE,
@@ -251,7 +253,7 @@ class Up:
 
 @pytest.fixture
 def up(tmp_path: Path) -> Iterator[Up]:
-    running = Up(tmp_path, free_port())
+    running = Up(tmp_path, free_port(), free_port())
     seen: set[int] = set()
     try:
         yield running
@@ -267,6 +269,16 @@ def up(tmp_path: Path) -> Iterator[Up]:
 
 def test_up_supervises_restarts_a_killed_service_and_stops_cleanly_on_sigint(up: Up) -> None:
     up.wait_for("auth did not become healthy", lambda: healthy(up.port), timeout=30)
+    up.wait_for("the router did not become healthy", lambda: healthy(up.router_port), timeout=30)
+    # The router reaches auth wherever this configuration put it.
+    routed = httpx.post(
+        f"http://127.0.0.1:{up.router_port}/graphql",
+        json={
+            "query": 'mutation { register(input: {email: "up@example.com", password: "long enough", handle: "upper", displayName: "Up"}) { user { handle } } }'
+        },
+        timeout=10,
+    ).json()
+    assert routed == {"data": {"register": {"user": {"handle": "upper"}}}}, routed
     (first,) = serve_auth_children(up.process.pid)
 
     os.kill(first, signal.SIGKILL)
@@ -292,8 +304,13 @@ def test_up_supervises_restarts_a_killed_service_and_stops_cleanly_on_sigint(up:
     # Every line a child wrote carries its name; the service logs JSON.
     child_lines = [line for line in up.lines if line.strip() not in ("stopping…", "")]
     assert child_lines, output
-    assert all(line.startswith("auth | ") for line in child_lines), output
-    logged = [orjson.loads(line[len("auth | ") :]) for line in child_lines if "| {" in line]
-    assert logged and all(entry["service"] == "auth" for entry in logged)
-    assert "auth | exited with -9; restarting in 1s" in up.lines
+    assert all(line.startswith(("auth   | ", "router | ")) for line in child_lines), output
+    logged = [orjson.loads(line.split(" | ", 1)[1]) for line in child_lines if "| {" in line]
+    assert {entry["service"] for entry in logged} == {"auth", "router"}
+    assert all(
+        entry["service"] == line.split(" ", 1)[0]
+        for entry, line in zip(logged, [ln for ln in child_lines if "| {" in ln], strict=True)
+    )
+    assert "auth   | exited with -9; restarting in 1s" in up.lines
+    assert not listening(up.router_port)
     assert "\033[" not in output  # not a terminal: no colours

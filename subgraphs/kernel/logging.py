@@ -83,4 +83,7 @@ def configure_logging(service: str, level: str = "INFO") -> None:
     logging.getLogger("uvicorn.access").disabled = True
     # Alembic narrates every plugin it loads at INFO; only its warnings matter at start.
     logging.getLogger("alembic").setLevel(logging.WARNING)
+    # HTTP clients narrate every request; our access log already records what matters.
+    for name in ("httpx", "httpcore"):
+        logging.getLogger(name).setLevel(logging.WARNING)
     logging.Formatter.converter = time.gmtime
