@@ -4,7 +4,7 @@ PY ?= python3
 UV := $(PY) -m uv
 export UV_PYTHON_DOWNLOADS := never
 
-.PHONY: install up test lint typecheck pytest clean
+.PHONY: install up test lint typecheck schema-check pytest clean
 
 install: .venv/.installed
 
@@ -23,10 +23,13 @@ lint: install
 typecheck: install
 	.venv/bin/mypy reelgraph subgraphs supergraph media_worker
 
+schema-check: install
+	env -u REELGRAPH_HOST .venv/bin/reelgraph compose --check
+
 pytest: install
 	.venv/bin/pytest
 
-test: lint typecheck pytest
+test: lint typecheck schema-check pytest
 
 clean:
 	rm -rf .venv var .pytest_cache .mypy_cache .ruff_cache

@@ -7,11 +7,12 @@ import importlib
 import signal
 import sys
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import click
 
-from reelgraph.services import SERVICES, service_names
+from reelgraph.services import SERVICES, SUPERGRAPH, service_names, up_processes
 from subgraphs.kernel.settings import Settings
 
 
@@ -34,9 +35,16 @@ def up() -> None:
     """Run every service as its own supervised process, in the foreground (Ctrl-C stops all)."""
     from reelgraph.supervisor import Supervisor
 
-    children = [
-        (name, [sys.executable, "-m", "reelgraph", "serve", name]) for name in service_names()
-    ]
+    import os
+
+    from supergraph.config import env_name
+
+    settings = Settings()
+    for name in SERVICES:
+        # The router finds our services where this configuration puts them.
+        key = f"REELGRAPH_SUBGRAPH_{env_name(name)}_URL"
+        os.environ.setdefault(key, f"{settings.service_url(name)}/graphql")
+    children = [(name, [sys.executable, "-m", "reelgraph", *args]) for name, args in up_processes()]
     sys.exit(asyncio.run(Supervisor(children).run()))
 
 
@@ -107,7 +115,7 @@ def make_migration(service: str, message: str) -> None:
     "--supergraph",
     "supergraph_path",
     type=click.Path(exists=True, dir_okay=False),
-    default="schema/supergraph.graphql",
+    default=str(SUPERGRAPH),
     show_default=True,
     help="Supergraph SDL to serve.",
 )
@@ -153,7 +161,7 @@ def router(
     "--supergraph",
     "supergraph_path",
     type=click.Path(exists=True, dir_okay=False),
-    default="schema/supergraph.graphql",
+    default=str(SUPERGRAPH),
     show_default=True,
 )
 @click.option("--operation-name", default=None, help="Which operation of the document to plan.")
@@ -209,3 +217,79 @@ def set_role(handle: str, role: str) -> None:
     if not asyncio.run(set_role_by_handle(settings, handle, role)):
         raise click.ClickException(f"no user with handle {handle!r}")
     click.echo(f"{handle} is now {role}")
+
+
+def _subgraph_names() -> list[str]:
+    """The services that are subgraphs: their app lives in `subgraphs.<name>`."""
+    return [
+        name
+        for name, spec in SERVICES.items()
+        if spec.app_factory is not None and spec.app_factory.startswith(f"subgraphs.{name}.")
+    ]
+
+
+def _in_process_sdl(name: str) -> str:
+    from supergraph.compose.fetch import SERVICE_SDL_QUERY, sdl_from_result
+
+    schema = importlib.import_module(f"subgraphs.{name}.schema").schema
+    result = schema.execute_sync(SERVICE_SDL_QUERY)
+    errors = [error.message for error in result.errors or ()]
+    return sdl_from_result(name, {"data": result.data, "errors": errors or None})
+
+
+@main.command("compose")
+@click.option(
+    "--from-urls",
+    is_flag=True,
+    help="Fetch each subgraph's SDL from its running service instead of importing it.",
+)
+@click.option(
+    "--out",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=Path("schema"),
+    show_default=True,
+    help="Where <subgraph>.graphql and supergraph.graphql live.",
+)
+@click.option(
+    "--check", is_flag=True, help="Write nothing; exit 1 if the files in --out are stale (CI)."
+)
+def compose_command(from_urls: bool, out: Path, check: bool) -> None:
+    """Compose the subgraphs into a Federation 2 supergraph: schema/supergraph.graphql."""
+    from supergraph.compose import CompositionError, SubgraphSource, compose
+    from supergraph.compose.fetch import FetchError, fetch_sdl
+
+    settings = Settings()
+    sources: list[SubgraphSource] = []
+    for name in _subgraph_names():
+        url = f"{settings.service_url(name)}/graphql"
+        try:
+            sdl = fetch_sdl(url) if from_urls else _in_process_sdl(name)
+        except FetchError as error:
+            raise click.ClickException(str(error)) from error
+        sources.append(SubgraphSource(name, url, sdl))
+    try:
+        supergraph = compose(sources)
+    except CompositionError as error:
+        for issue in error.issues:
+            click.echo(f"error: {issue}", err=True)
+        raise click.ClickException(
+            f"composition failed with {len(error.issues)} issue(s)"
+        ) from None
+    files = {f"{source.name}.graphql": source.sdl for source in sources}
+    files["supergraph.graphql"] = supergraph
+    if check:
+        stale = [
+            out / name
+            for name, text in files.items()
+            if not (out / name).is_file() or (out / name).read_text() != text + "\n"
+        ]
+        for path in stale:
+            click.echo(f"{path} is stale: run `reelgraph compose`", err=True)
+        if stale:
+            sys.exit(1)
+        click.echo(f"{out}: up to date")
+        return
+    out.mkdir(parents=True, exist_ok=True)
+    for name, text in files.items():
+        (out / name).write_text(text + "\n")
+        click.echo(f"wrote {out / name}")

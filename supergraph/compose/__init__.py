@@ -1,60 +1,51 @@
-"""Composition: subgraph SDLs in, one Federation 2 supergraph SDL out (`@link` + `join__*`).
-
-read each subgraph (`subgraph.py`) → check it (`validate.py`) → merge (`merge.py`) → check the
-whole (`validate.py`, `satisfiability.py`) → write `join__*` (`build.py`) → print (`printer.py`).
-"""
+"""Composition: subgraph SDLs in, one Federation 2 supergraph SDL out (`@link` + `join__*`),
+the same one The Guild's composition prints."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 
 from supergraph.compose.build import build_supergraph
+from supergraph.compose.graphs import graph_ids
 from supergraph.compose.issues import CompositionError, CompositionIssue
 from supergraph.compose.merge import merge
 from supergraph.compose.model import Subgraph
 from supergraph.compose.printer import print_node
+from supergraph.compose.satisfiability import satisfiable
 from supergraph.compose.source import SubgraphSource
-from supergraph.compose.subgraph import graph_id, read_subgraph
+from supergraph.compose.subgraph import read_subgraph
+from supergraph.compose.subgraph_rules import SUBGRAPH_RULES
+from supergraph.compose.validate import SUBGRAPHS_RULES, SUPERGRAPH_RULES
 
 __all__ = ["CompositionError", "CompositionIssue", "SubgraphSource", "compose"]
 
 
 def compose(subgraphs: Sequence[SubgraphSource]) -> str:
     """The supergraph SDL of `subgraphs`; raises `CompositionError` listing every issue."""
+    # read → check each → merge → check the whole → write `join__*` → print. A stage that finds
+    # issues stops composition and reports all of them.
+    read = _read(subgraphs)
+    _stop_on([issue for subgraph in read for rule in SUBGRAPH_RULES for issue in rule(subgraph)])
+    _stop_on([issue for rule in SUBGRAPHS_RULES for issue in rule(read)])
+    merged = merge(read)
+    _stop_on([issue for rule in SUPERGRAPH_RULES for issue in rule(merged)])
+    _stop_on(satisfiable(merged))
+    return print_node(build_supergraph(merged))
+
+
+def _stop_on(issues: list[CompositionIssue]) -> None:
+    if issues:
+        raise CompositionError(issues)
+
+
+def _read(subgraphs: Sequence[SubgraphSource]) -> list[Subgraph]:
+    ids = graph_ids(subgraphs)
     issues: list[CompositionIssue] = []
     read: list[Subgraph] = []
-    ids = _graph_ids(subgraphs)
     for source in subgraphs:
         try:
             read.append(read_subgraph(source, ids[source.name]))
         except CompositionError as error:
             issues.extend(error.issues)
-    if issues:
-        raise CompositionError(issues)
-    merged = merge(read)
-    return print_node(build_supergraph(merged))
-
-
-def _graph_ids(subgraphs: Sequence[SubgraphSource]) -> dict[str, str]:
-    """Each subgraph's `join__Graph` value; clashing names get `_1`, `_2`, … suffixes."""
-    ids: dict[str, str] = {}
-    counts: dict[str, int] = {}
-    for source in subgraphs:
-        if source.name in ids:
-            raise CompositionError(
-                [
-                    CompositionIssue(
-                        "INVALID_SUBGRAPH_NAME",
-                        f"A subgraph named {source.name} already exists",
-                        (source.name,),
-                    )
-                ]
-            )
-        proposed = graph_id(source.name)
-        count = counts.get(proposed, 0)
-        if count == 1:
-            first = next(name for name, value in ids.items() if value == proposed)
-            ids[first] = f"{proposed}_1"
-        ids[source.name] = f"{proposed}_{count + 1}" if count else proposed
-        counts[proposed] = count + 1
-    return ids
+    _stop_on(issues)
+    return read

@@ -1,8 +1,5 @@
-"""Merge the subgraphs' types into one supergraph state, remembering each subgraph's view.
-
-Every merged element keeps `by_graph`: what each subgraph said about it. `build.py` turns
-that into `@join__*` directives; `validate.py` checks it.
-"""
+"""Merge the subgraphs' types into one state that keeps, for every element, what each
+subgraph said about it (`by_graph`): `build.py` writes that down, `validate.py` checks it."""
 
 from __future__ import annotations
 
@@ -12,6 +9,7 @@ from dataclasses import dataclass, field
 from graphql import ConstDirectiveNode
 
 from supergraph.compose import specs
+from supergraph.compose.graphs import ordered
 from supergraph.compose.links import Link, LinkImport
 from supergraph.compose.model import (
     ArgKind,
@@ -263,11 +261,6 @@ class MergedSchema:
             key=specs.version_number,
             default="v2.0",
         )
-
-
-def ordered(subgraphs: Sequence[Subgraph]) -> list[Subgraph]:
-    """The `join__Graph` order: by enum value, with `_` before letters and digits (ICU)."""
-    return sorted(subgraphs, key=lambda s: s.graph_id.replace("_", " "))
 
 
 def merge(subgraphs: Sequence[Subgraph]) -> MergedSchema:

@@ -1,8 +1,4 @@
-"""One subgraph as composition sees it: types, fields and their federation metadata.
-
-Plain mutable records, filled in document order by `subgraph.py`; the order of every dict is
-the order The Guild's composition meets each element in, which decides the supergraph's order.
-"""
+"""One subgraph as composition sees it: its types and fields with their federation metadata."""
 
 from __future__ import annotations
 
@@ -13,10 +9,6 @@ from graphql import (
     ConstDirectiveNode,
     DocumentNode,
     FieldDefinitionNode,
-    InterfaceTypeDefinitionNode,
-    InterfaceTypeExtensionNode,
-    ObjectTypeDefinitionNode,
-    ObjectTypeExtensionNode,
 )
 
 from supergraph.compose.links import FederationNames, Link
@@ -223,13 +215,6 @@ TypeState = (
     | DirectiveState
 )
 
-ObjectLikeNode = (
-    ObjectTypeDefinitionNode
-    | ObjectTypeExtensionNode
-    | InterfaceTypeDefinitionNode
-    | InterfaceTypeExtensionNode
-)
-
 
 @dataclass
 class CompositeDefinition:
@@ -254,6 +239,10 @@ class SubgraphDefinitions:
     union_members: dict[str, list[str]] = field(default_factory=dict)
     leaf_types: set[str] = field(default_factory=set)
     directive_names: set[str] = field(default_factory=set)
+
+
+# Every dict keeps the order The Guild's composition first meets its elements in (see
+# `subgraph.py`): that order decides the order of the supergraph.
 
 
 @dataclass

@@ -1,8 +1,5 @@
-"""Print a supergraph AST as SDL, byte for byte the way The Guild's composition prints it.
-
-Differences from graphql-core's printer: every description is a block string, fields and
-enum values are not separated by blank lines, and argument lists wrap only past 80 columns.
-"""
+"""Print supergraph SDL byte for byte as The Guild's composition does: block-string
+descriptions, no blank line between fields, argument lists wrapped only past 80 columns."""
 
 from __future__ import annotations
 
@@ -59,9 +56,10 @@ def _description(node: Any) -> str:
 
 
 def _string(node: Any) -> str:
+    value = str(node.value)
     if node.block:
-        return '"""\n' + node.value.replace('"""', '\\"""') + '\n"""'
-    return json.dumps(node.value, ensure_ascii=False)
+        return '"""\n' + value.replace('"""', '\\"""') + '\n"""'
+    return json.dumps(value, ensure_ascii=False)
 
 
 def _operation(node: Any) -> str:

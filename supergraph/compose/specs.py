@@ -113,12 +113,22 @@ def types_in(version: str) -> frozenset[str]:
 
 
 def federation_definitions_sdl(version: str, local_names: dict[str, str]) -> str:
-    """SDL defining every federation directive under its local and `federation__` names."""
-    lines = [f"scalar {_FIELD_SET}", "scalar federation__Scope", "scalar federation__Policy"]
-    lines.append("scalar federation__ContextFieldValue")
-    for name, signature in directives_in(version).items():
-        for local in {local_names.get(name, f"federation__{name}"), f"federation__{name}"}:
-            lines.append(f"directive @{local}{signature}")
+    """SDL defining the federation directives under the names a subgraph uses for them.
+
+    `local_names` maps each local name (an import, its rename, or `federation__x`) to `x`.
+    """
+    offered = directives_in(version)
+    lines = [
+        f"scalar {_FIELD_SET}",
+        "scalar federation__Scope",
+        "scalar federation__Policy",
+        "scalar federation__ContextFieldValue",
+    ]
+    lines.extend(
+        f"directive @{local}{offered[canonical]}"
+        for local, canonical in local_names.items()
+        if canonical in offered
+    )
     return "\n".join(lines)
 
 

@@ -1,13 +1,8 @@
-"""Read one subgraph SDL into the composition model (`model.Subgraph`).
-
-The document is walked in the order graphql-js visits it (descriptions, then directives,
-then fields), because the order in which types and fields are first met decides the order of
-the supergraph, and The Guild's composition records them in exactly that order.
-"""
+"""Read one subgraph SDL into the composition model (`model.Subgraph`), walking it in the
+order graphql-js visits a document."""
 
 from __future__ import annotations
 
-import re
 from collections.abc import Sequence
 from typing import Any
 
@@ -73,19 +68,6 @@ _PROTOCOL_TYPES = frozenset({"_Any", "_Entity", "_Service"})
 _PROTOCOL_FIELDS = frozenset({"_service", "_entities"})
 
 
-def graph_id(name: str) -> str:
-    """The `join__Graph` enum value for a subgraph name: `inventoryV2` → `INVENTORY_V2`.
-
-    A port of the `constant-case` package as The Guild's composition calls it.
-    """
-    words = re.sub(r"[^A-Za-z0-9]", "_", name)
-    words = re.sub(r"([a-z0-9])([A-Z])", "\\1\0\\2", words)
-    words = re.sub(r"([A-Z])([A-Z][a-z])", "\\1\0\\2", words)
-    words = re.sub(r"[^A-Za-z0-9_]+", "\0", words)
-    proposed = "_".join(part.upper() for part in words.strip("\0").split("\0"))
-    return f"_{proposed}_" if name[:1].isdigit() else proposed
-
-
 def read_subgraph(source: SubgraphSource, graph: str) -> Subgraph:
     """Read `source`; raises `CompositionError` when its SDL or `@link`s are unusable."""
 
@@ -147,18 +129,20 @@ def _without_protocol(document: DocumentNode) -> DocumentNode:
             definition, DirectiveDefinitionNode | ObjectTypeExtensionNode
         ):
             continue
-        if name == query and isinstance(
-            definition, ObjectTypeDefinitionNode | ObjectTypeExtensionNode
-        ):
-            fields = tuple(
-                f for f in definition.fields or () if f.name.value not in _PROTOCOL_FIELDS
-            )
-            definition = type(definition)(
+        if isinstance(definition, ObjectTypeDefinitionNode) and name == query:
+            definition = ObjectTypeDefinitionNode(
                 name=definition.name,
-                description=getattr(definition, "description", None),
+                description=definition.description,
                 interfaces=definition.interfaces,
                 directives=definition.directives,
-                fields=fields,
+                fields=_without_protocol_fields(definition.fields),
+            )
+        elif isinstance(definition, ObjectTypeExtensionNode) and name == query:
+            definition = ObjectTypeExtensionNode(
+                name=definition.name,
+                interfaces=definition.interfaces,
+                directives=definition.directives,
+                fields=_without_protocol_fields(definition.fields),
             )
         kept.append(definition)
 
@@ -170,6 +154,12 @@ def _without_protocol(document: DocumentNode) -> DocumentNode:
         return 2 if isinstance(definition, DirectiveDefinitionNode) else 3
 
     return DocumentNode(definitions=tuple(sorted(kept, key=weight)))
+
+
+def _without_protocol_fields(
+    fields: Sequence[FieldDefinitionNode] | None,
+) -> tuple[FieldDefinitionNode, ...]:
+    return tuple(f for f in fields or () if f.name.value not in _PROTOCOL_FIELDS)
 
 
 def index_definitions(document: DocumentNode) -> SubgraphDefinitions:
@@ -242,6 +232,9 @@ def _type_string(node: Any) -> str:
     return print_node(node)
 
 
+# Why the visiting order matters: the order in which types and fields are first met (a
+# `@key` is met before the fields of its type, a `@provides` before the type it points
+# into) decides the supergraph's order, and The Guild's composition records them that way.
 class _Reader:
     """Fills `subgraph.types` by walking its document once, in visiting order."""
 

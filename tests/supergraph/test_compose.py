@@ -21,6 +21,8 @@ from .compose_reference import ReferenceResult, reference_compose, supergraph_fa
 
 REPO = Path(__file__).resolve().parents[2]
 SCHEMA_DIR = REPO / "schema"
+# The checked-in supergraph routes to the default service URLs.
+DEFAULT_URLS: dict[str, str | None] = {"REELGRAPH_HOST": None, "REELGRAPH_AUTH_PORT": None}
 
 
 def fed(*imports: str, version: str = "v2.9") -> str:
@@ -648,21 +650,27 @@ def test_error_codes_match_the_guilds_composition() -> None:
 
 
 def test_checked_in_schema_is_up_to_date() -> None:
-    result = CliRunner().invoke(cli.main, ["compose", "--check", "--out", str(SCHEMA_DIR)])
+    result = CliRunner().invoke(
+        cli.main, ["compose", "--check", "--out", str(SCHEMA_DIR)], env=DEFAULT_URLS
+    )
     assert result.exit_code == 0, result.output
 
 
 def test_check_names_the_stale_file(tmp_path: Path) -> None:
     shutil.copytree(SCHEMA_DIR, tmp_path, dirs_exist_ok=True)
     (tmp_path / "supergraph.graphql").write_text("type Query { stale: Int }\n")
-    result = CliRunner().invoke(cli.main, ["compose", "--check", "--out", str(tmp_path)])
+    result = CliRunner().invoke(
+        cli.main, ["compose", "--check", "--out", str(tmp_path)], env=DEFAULT_URLS
+    )
     assert result.exit_code == 1
     assert f"{tmp_path / 'supergraph.graphql'} is stale" in result.output
     assert "auth.graphql" not in result.output
 
 
 def test_compose_writes_each_subgraph_and_the_supergraph(tmp_path: Path) -> None:
-    result = CliRunner().invoke(cli.main, ["compose", "--out", str(tmp_path / "out")])
+    result = CliRunner().invoke(
+        cli.main, ["compose", "--out", str(tmp_path / "out")], env=DEFAULT_URLS
+    )
     assert result.exit_code == 0, result.output
     assert (tmp_path / "out" / "auth.graphql").read_text() == auth_sdl() + "\n"
     assert (tmp_path / "out" / "supergraph.graphql").read_text() == (
@@ -682,7 +690,9 @@ def test_from_urls_asks_each_running_service_for_its_sdl(
         return httpx.Response(200, json=body, request=httpx.Request("POST", url))
 
     monkeypatch.setattr(httpx, "post", post)
-    result = CliRunner().invoke(cli.main, ["compose", "--from-urls", "--out", str(tmp_path)])
+    result = CliRunner().invoke(
+        cli.main, ["compose", "--from-urls", "--out", str(tmp_path)], env=DEFAULT_URLS
+    )
     assert result.exit_code == 0, result.output
     assert asked == ["http://127.0.0.1:4001/graphql"]
     assert (tmp_path / "supergraph.graphql").read_text() == (
@@ -694,7 +704,7 @@ def test_from_urls_reports_a_service_that_is_down(tmp_path: Path) -> None:
     result = CliRunner().invoke(
         cli.main,
         ["compose", "--from-urls", "--out", str(tmp_path)],
-        env={"REELGRAPH_AUTH_PORT": "9"},
+        env={"REELGRAPH_HOST": None, "REELGRAPH_AUTH_PORT": "9"},
     )
     assert result.exit_code == 1
     assert "cannot fetch the SDL of http://127.0.0.1:9/graphql" in result.output
