@@ -33,10 +33,9 @@ def main() -> None:
 @main.command()
 def up() -> None:
     """Run every service as its own supervised process, in the foreground (Ctrl-C stops all)."""
-    from reelgraph.supervisor import Supervisor
-
     import os
 
+    from reelgraph.supervisor import Supervisor
     from supergraph.config import env_name
 
     settings = Settings()
