@@ -1,0 +1,1 @@
+"""Federation test bed, Hive Gateway harness and operation corpus for the router's tests."""
