@@ -6,7 +6,7 @@ shapes once per (document, operation name). Everything after that is per request
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Mapping
+from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -23,7 +23,7 @@ from graphql import (
     parse,
     validate,
 )
-from graphql.execution.values import get_variable_values
+from graphql.execution.values import VariableValues, get_variable_values
 
 from supergraph.cache import LRUCache
 from supergraph.execute import (
@@ -34,10 +34,20 @@ from supergraph.execute import (
     ResponseShaper,
     compile_operation,
 )
+from supergraph.execute.merge import client_error, deep_merge
 from supergraph.model import Supergraph, build_api_schema, load_supergraph
-from supergraph.plan import PlanningError, QueryPlan, plan_operation, print_plan
+from supergraph.plan import (
+    FetchNode,
+    PlanningError,
+    PlanNode,
+    QueryPlan,
+    SequenceNode,
+    plan_operation,
+    print_plan,
+)
 from supergraph.plan.planner import INTROSPECTION_ROOT_FIELDS
 from supergraph.selections import from_ast
+from supergraph.subscriptions.upstream import subscribe_upstream
 
 
 class RequestError(Exception):
@@ -162,13 +172,69 @@ class Router:
             raise RequestError(
                 [_error("Mutations cannot be sent with GET.", "BAD_REQUEST")], status=405
             )
+        body = await self._run(prepared, variables, headers or {}, operation_name)
+        if include_plan:
+            body["extensions"] = {"queryPlan": print_plan(prepared.plan)}
+        return body
+
+    async def subscribe(
+        self,
+        query: str,
+        variables: Mapping[str, Any] | None = None,
+        operation_name: str | None = None,
+        *,
+        headers: Mapping[str, str] | None = None,
+    ) -> AsyncIterator[dict[str, Any]]:
+        """Every response of an operation sent over a subscription transport: one per event
+        for a subscription, a single one for a query or mutation."""
+        prepared = self.prepare(query, operation_name)
+        sent = headers or {}
+        if prepared.operation.operation != OperationType.SUBSCRIPTION:
+            yield await self._run(prepared, variables, sent, operation_name)
+            return
+        raw, coerced = self._variables(prepared, variables)
+        root, rest = _split_subscription(prepared.plan.node)
+        endpoint = self.fetcher.endpoints[root.service]
+        root_variables = {k: raw[k] for k in root.variable_names if k in raw}
+        events = subscribe_upstream(
+            endpoint.url, root.operation, root_variables, headers=sent, service=root.service
+        )
+        async for event in events:
+            state = ExecutionState(variables=raw, headers=sent)
+            data = event.get("data")
+            if isinstance(data, dict):
+                deep_merge(state.data, data)
+            else:
+                state.root_failed = True
+            for error in event.get("errors") or []:
+                if isinstance(error, dict):
+                    path = error.get("path")
+                    state.errors.append(
+                        client_error(error, path if isinstance(path, list) else None)
+                    )
+            await self.executor.run(rest, state)
+            yield self._shape(prepared, state, coerced.coerced, {}, list(state.errors))
+
+    def _variables(
+        self, prepared: Prepared, variables: Mapping[str, Any] | None
+    ) -> tuple[dict[str, Any], VariableValues]:
         raw = dict(variables or {})
         coerced = get_variable_values(
             self.api_schema, prepared.operation.variable_definitions or (), raw
         )
         if isinstance(coerced, list):
             raise RequestError([_graphql_error(e, "BAD_USER_INPUT") for e in coerced])
-        state = ExecutionState(variables=raw, headers=headers or {})
+        return raw, coerced
+
+    async def _run(
+        self,
+        prepared: Prepared,
+        variables: Mapping[str, Any] | None,
+        headers: Mapping[str, str],
+        operation_name: str | None,
+    ) -> dict[str, Any]:
+        raw, coerced = self._variables(prepared, variables)
+        state = ExecutionState(variables=raw, headers=headers)
         await self.executor.run(prepared.plan.node, state)
         local: dict[str, Any] = {}
         errors = list(state.errors)
@@ -181,17 +247,36 @@ class Router:
             )
             local = dict(result.data or {})  # type: ignore[union-attr]
             errors += [dict(e.formatted) for e in result.errors or ()]  # type: ignore[union-attr]
+        return self._shape(prepared, state, coerced.coerced, local, errors)
+
+    def _shape(
+        self,
+        prepared: Prepared,
+        state: ExecutionState,
+        coerced: Mapping[str, Any],
+        local: Mapping[str, Any],
+        errors: list[dict[str, Any]],
+    ) -> dict[str, Any]:
         if state.root_failed:
             state.error_paths.append([])
-        shaper = ResponseShaper(coerced.coerced, state.error_paths, local)
+        shaper = ResponseShaper(coerced, state.error_paths, local)
         data = shaper.shape(state.data, prepared.shape, prepared.root_type)
-        errors += shaper.errors
+        errors = errors + shaper.errors
         body: dict[str, Any] = {"data": data}
         if errors:
             body["errors"] = errors
-        if include_plan:
-            body["extensions"] = {"queryPlan": print_plan(prepared.plan)}
         return body
+
+
+def _split_subscription(node: PlanNode | None) -> tuple[FetchNode, PlanNode | None]:
+    """A subscription's plan: the root fetch becomes the upstream subscription; whatever
+    follows it runs once per event."""
+    if isinstance(node, FetchNode):
+        return node, None
+    if isinstance(node, SequenceNode) and isinstance(node.nodes[0], FetchNode):
+        rest = node.nodes[1:]
+        return node.nodes[0], rest[0] if len(rest) == 1 else SequenceNode(rest)
+    raise RequestError([_error("A subscription must have exactly one root field.", "BAD_REQUEST")])
 
 
 def _select_operation(document: DocumentNode, name: str | None) -> OperationDefinitionNode:

@@ -11,7 +11,8 @@ import orjson
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.routing import Route
+from starlette.routing import Route, WebSocketRoute
+from starlette.websockets import WebSocket
 
 from subgraphs.kernel.http import RequestIdMiddleware
 from subgraphs.kernel.logging import request_id_var
@@ -19,6 +20,10 @@ from supergraph.config import subgraph_endpoints
 from supergraph.execute import Fetcher
 from supergraph.model import load_supergraph
 from supergraph.pipeline import RequestError, Router
+from supergraph.subscriptions.limits import SubscriptionLimits
+from supergraph.subscriptions.protocols import sse as sse_protocol
+from supergraph.subscriptions.sse import stream_response
+from supergraph.subscriptions.websocket import Connection
 
 FORWARDED_HEADERS = (
     "authorization",
@@ -58,6 +63,24 @@ def create_router_app(
     fetcher = Fetcher(subgraph_endpoints(supergraph, environ), dedupe=dedupe)
     router = Router(supergraph_sdl, fetcher, introspection=introspection)
 
+    limits = SubscriptionLimits()
+
+    async def authenticate(
+        websocket: WebSocket, payload: Mapping[str, Any]
+    ) -> tuple[dict[str, str], str | None]:
+        headers = {k: v for k in FORWARDED_HEADERS if (v := websocket.headers.get(k))}
+        token = payload.get("authorization") or payload.get("Authorization")
+        if isinstance(token, str) and token:
+            headers["authorization"] = token
+        headers["x-request-id"] = uuid.uuid4().hex
+        return headers, None
+
+    async def graphql_ws(websocket: WebSocket) -> None:
+        connection = Connection(
+            websocket, router, authenticate, limits, init_timeout=10, keep_alive=15
+        )
+        await connection.run()
+
     async def run(
         request: Request, params: Mapping[str, Any], *, allow_mutations: bool
     ) -> Response:
@@ -72,6 +95,12 @@ def create_router_app(
             return _bad_request("'operationName' must be a string.")
         headers = {k: v for k in FORWARDED_HEADERS if (v := request.headers.get(k))}
         headers["x-request-id"] = request_id_var.get() or uuid.uuid4().hex
+        if sse_protocol.MEDIA_TYPE in request.headers.get("accept", ""):
+            try:
+                router.prepare(query, operation_name)
+            except RequestError as error:
+                return _json({"errors": error.errors}, 400)
+            return stream_response(router, query, variables, operation_name, headers=headers)
         media_type = _media_type(request)
         try:
             body = await router.execute(
@@ -120,6 +149,7 @@ def create_router_app(
             Route("/graphql", graphql_post, methods=["POST"]),
             Route("/graphql", graphql_get, methods=["GET"]),
             Route("/health", health, methods=["GET"]),
+            WebSocketRoute("/graphql", graphql_ws),
         ],
         lifespan=lifespan,
     )

@@ -1,0 +1,1 @@
+"""Wire protocols, one module each, kept apart from the transports that carry them."""
