@@ -17,7 +17,9 @@ from supergraph.compose.links import FederationNames, Link
 MISSING = "MISSING"
 
 
-class ArgKind(Enum):
+class InputTypeKind(Enum):
+    """What an input value's named type is: a scalar, an input object or an enum."""
+
     SCALAR = "SCALAR"
     OBJECT = "OBJECT"
     ENUM = "ENUM"
@@ -35,10 +37,12 @@ class Key:
 
 
 @dataclass
-class ArgumentState:
+class InputValueState:
+    """An input value: an argument (of a field or a directive) or a field of an input object."""
+
     name: str
     type: str = MISSING
-    kind: ArgKind = ArgKind.SCALAR
+    kind: InputTypeKind = InputTypeKind.SCALAR
     default_value: str | None = None
     description: str | None = None
     deprecated: Deprecation | None = None
@@ -68,7 +72,7 @@ class FieldState:
     description: str | None = None
     deprecated: Deprecation | None = None
     tags: dict[str, None] = field(default_factory=dict)
-    args: dict[str, ArgumentState] = field(default_factory=dict)
+    args: dict[str, InputValueState] = field(default_factory=dict)
     directives: list[ConstDirectiveNode] = field(default_factory=list)
 
 
@@ -109,22 +113,9 @@ class InterfaceTypeState:
 
 
 @dataclass
-class InputFieldState:
-    name: str
-    type: str = MISSING
-    kind: ArgKind = ArgKind.SCALAR
-    default_value: str | None = None
-    description: str | None = None
-    deprecated: Deprecation | None = None
-    inaccessible: bool = False
-    tags: dict[str, None] = field(default_factory=dict)
-    directives: list[ConstDirectiveNode] = field(default_factory=list)
-
-
-@dataclass
 class InputObjectTypeState:
     name: str
-    fields: dict[str, InputFieldState] = field(default_factory=dict)
+    fields: dict[str, InputValueState] = field(default_factory=dict)
     is_definition: bool = False
     inaccessible: bool = False
     description: str | None = None
@@ -198,7 +189,7 @@ class DirectiveState:
     repeatable: bool = False
     # Kept in the supergraph through `@composeDirective`.
     composed: bool = False
-    args: dict[str, ArgumentState] = field(default_factory=dict)
+    args: dict[str, InputValueState] = field(default_factory=dict)
 
     @property
     def is_executable(self) -> bool:

@@ -38,16 +38,15 @@ from supergraph.compose import fieldset, specs
 from supergraph.compose.issues import CompositionError, CompositionIssue
 from supergraph.compose.links import FederationNames, Link, LinkError, federation_names, links_of
 from supergraph.compose.model import (
-    ArgKind,
-    ArgumentState,
     CompositeDefinition,
     Deprecation,
     DirectiveState,
     EnumTypeState,
     EnumValueState,
     FieldState,
-    InputFieldState,
     InputObjectTypeState,
+    InputTypeKind,
+    InputValueState,
     InterfaceTypeState,
     Key,
     ObjectTypeState,
@@ -324,8 +323,8 @@ class _Reader:
         state: InputObjectTypeState = self._get(name, InputObjectTypeState)
         return state
 
-    def input_field(self, type_name: str, field_name: str) -> InputFieldState:
-        return self.input_type(type_name).fields.setdefault(field_name, InputFieldState(field_name))
+    def input_field(self, type_name: str, field_name: str) -> InputValueState:
+        return self.input_type(type_name).fields.setdefault(field_name, InputValueState(field_name))
 
     def directive_state(self, name: str) -> DirectiveState:
         state: DirectiveState = self._get(name, DirectiveState)
@@ -334,12 +333,12 @@ class _Reader:
     def canonical(self, directive: ConstDirectiveNode) -> str | None:
         return self.names.canonical(directive.name.value)
 
-    def kind_of(self, type_name: str) -> ArgKind:
+    def kind_of(self, type_name: str) -> InputTypeKind:
         if type_name in self.enum_names:
-            return ArgKind.ENUM
+            return InputTypeKind.ENUM
         if type_name in self.input_names:
-            return ArgKind.OBJECT
-        return ArgKind.SCALAR
+            return InputTypeKind.OBJECT
+        return InputTypeKind.SCALAR
 
     # -- the walk ---------------------------------------------------------------------------
 
@@ -387,11 +386,9 @@ class _Reader:
         for location in node.locations:
             state.locations[location.value] = None
         for arg in node.arguments or ():
-            arg_state = state.args.setdefault(arg.name.value, ArgumentState(arg.name.value))
-            arg_state.type = _type_string(arg.type)
-            arg_state.kind = self.kind_of(fieldset.named_type(arg_state.type))
-            if arg.default_value is not None:
-                arg_state.default_value = print_node(arg.default_value)
+            self._input_value_type(
+                arg, state.args.setdefault(arg.name.value, InputValueState(arg.name.value))
+            )
 
     def _scalar(self, node: ScalarTypeDefinitionNode | ScalarTypeExtensionNode) -> None:
         name = node.name.value
@@ -567,32 +564,42 @@ class _Reader:
         if node.description is not None:
             field.description = node.description.value
         for arg in node.arguments or ():
-            self._argument(arg, field, f"{type_name}.{field_name}", enum_reference=not is_interface)
+            coordinate = f"{type_name}.{field_name}({arg.name.value}:)"
+            self._input_value(
+                arg,
+                field.args.setdefault(arg.name.value, InputValueState(arg.name.value)),
+                # Interface arguments do not count as the enum's input references.
+                enum_reference=None if is_interface else coordinate,
+            )
         for directive in node.directives or ():
             self._field_directive(directive, node, field, type_name, is_interface=is_interface)
 
-    def _argument(
+    def _input_value_type(self, node: InputValueDefinitionNode, value: InputValueState) -> str:
+        """Read an input value's type, its kind and default value; return its named type."""
+        value.type = _type_string(node.type)
+        named = fieldset.named_type(value.type)
+        value.kind = self.kind_of(named)
+        if node.default_value is not None:
+            value.default_value = print_node(node.default_value)
+        return named
+
+    def _input_value(
         self,
         node: InputValueDefinitionNode,
-        field: FieldState,
-        coordinate: str,
+        value: InputValueState,
         *,
-        enum_reference: bool,
+        enum_reference: str | None,
     ) -> None:
-        arg = field.args.setdefault(node.name.value, ArgumentState(node.name.value))
-        arg.type = _type_string(node.type)
-        output = fieldset.named_type(arg.type)
-        arg.kind = self.kind_of(output)
-        if node.default_value is not None:
-            arg.default_value = print_node(node.default_value)
-        if enum_reference and output in self.enum_names:
-            self.enum_type(output).input_references[f"{coordinate}({node.name.value}:)"] = None
+        """Read an argument or input field; an enum type it takes records `enum_reference`."""
+        named = self._input_value_type(node, value)
+        if enum_reference is not None and named in self.enum_names:
+            self.enum_type(named).input_references[enum_reference] = None
         if node.description is not None:
-            arg.description = node.description.value
+            value.description = node.description.value
         for directive in node.directives or ():
             if directive.name.value == "deprecated":
-                arg.deprecated = _deprecation(directive)
-            self._common_directive(directive, lambda: arg)
+                value.deprecated = _deprecation(directive)
+            self._common_directive(directive, lambda: value)
 
     def _field_directive(
         self,
@@ -716,20 +723,10 @@ class _Reader:
             self._input_field(field_node, name)
 
     def _input_field(self, node: InputValueDefinitionNode, type_name: str) -> None:
-        field = self.input_field(type_name, node.name.value)
-        field.type = _type_string(node.type)
-        output = fieldset.named_type(field.type)
-        field.kind = self.kind_of(output)
-        if output in self.enum_names:
-            self.enum_type(output).input_references[f"{type_name}.{node.name.value}"] = None
-        if node.default_value is not None:
-            field.default_value = print_node(node.default_value)
-        if node.description is not None:
-            field.description = node.description.value
-        for directive in node.directives or ():
-            if directive.name.value == "deprecated":
-                field.deprecated = _deprecation(directive)
-            self._common_directive(directive, lambda: field)
+        coordinate = f"{type_name}.{node.name.value}"
+        self._input_value(
+            node, self.input_field(type_name, node.name.value), enum_reference=coordinate
+        )
 
 
 def _is_extension(node: ObjectTypeDefinitionNode | ObjectTypeExtensionNode) -> bool:

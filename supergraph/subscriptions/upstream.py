@@ -101,11 +101,11 @@ async def subscribe_upstream(
 
 
 async def _handshake(
-    socket: ClientConnection, payload: dict[str, Any], service: str, timeout: float
+    socket: ClientConnection, payload: dict[str, Any], service: str, wait: float
 ) -> None:
     await socket.send(orjson.dumps({"type": gtws.CONNECTION_INIT, "payload": payload}).decode())
     try:
-        raw = await asyncio.wait_for(socket.recv(), timeout)
+        raw = await asyncio.wait_for(socket.recv(), wait)
     except (TimeoutError, ConnectionClosed) as error:
         raise UpstreamError(
             f"Subgraph '{service}' did not acknowledge the subscription connection."
