@@ -69,7 +69,9 @@ flaky_schema = strawberry.federation.Schema(
 
 
 def create_app(name: str, mode: str = "ok") -> Any:
-    schema = stable_schema if name == "stable" else flaky_schema
+    from tests.supergraph.failing.events import events_schema
+
+    schema = {"stable": stable_schema, "flaky": flaky_schema, "events": events_schema}[name]
     graphql = GraphQL(schema, graphql_ide=None)
 
     async def health(_: Request) -> Response:
@@ -78,6 +80,9 @@ def create_app(name: str, mode: str = "ok") -> Any:
     health_app = Starlette(routes=[Route("/health", health)])
 
     async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] == "websocket" and scope["path"] == "/graphql":
+            await graphql(scope, receive, send)
+            return
         if scope["type"] != "http" or scope["path"] != "/graphql":
             await health_app(scope, receive, send)
             return

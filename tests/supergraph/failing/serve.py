@@ -11,7 +11,7 @@ from tests.supergraph.failing.apps import create_app
 
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("name", choices=["stable", "flaky"])
+    parser.add_argument("name", choices=["stable", "flaky", "events"])
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--mode", default="ok", choices=["ok", "slow", "malformed", "http500"])
     args = parser.parse_args()

@@ -1,0 +1,74 @@
+"""A subgraph with topic subscriptions, for the router's subscription tests: `publish` fans a
+message out to every subscriber of a topic in order, `activeSubscribers` says how many
+upstream subscriptions are open, and each message's `thing` is an entity another subgraph
+(`stable`) resolves."""
+
+from __future__ import annotations
+
+import asyncio
+from collections import defaultdict
+from collections.abc import AsyncGenerator
+
+import strawberry
+from strawberry.federation.schema_directives import Key
+from strawberry.federation.types import FieldSet
+
+_subscribers: dict[str, set[asyncio.Queue[Message]]] = defaultdict(set)
+_sequence: dict[str, int] = defaultdict(int)
+
+
+@strawberry.federation.type(keys=[Key(fields=FieldSet("id"), resolvable=False)], name="Thing")
+class ThingRef:
+    id: strawberry.ID
+
+
+@strawberry.type
+class Message:
+    topic: str
+    seq: int
+    body: str
+    thing: ThingRef
+
+
+@strawberry.type
+class Query:
+    @strawberry.field
+    def active_subscribers(self, topic: str) -> int:
+        return len(_subscribers[topic])
+
+
+@strawberry.type
+class Mutation:
+    @strawberry.mutation
+    def publish(self, topic: str, body: str, count: int = 1) -> int:
+        for _ in range(count):
+            _sequence[topic] += 1
+            seq = _sequence[topic]
+            message = Message(
+                topic=topic, seq=seq, body=body, thing=ThingRef(id=strawberry.ID(str(seq % 5 + 1)))
+            )
+            for queue in _subscribers[topic]:
+                queue.put_nowait(message)
+        return _sequence[topic]
+
+
+@strawberry.type
+class Subscription:
+    @strawberry.subscription
+    async def messages(self, topic: str) -> AsyncGenerator[Message, None]:
+        queue: asyncio.Queue[Message] = asyncio.Queue()
+        _subscribers[topic].add(queue)
+        try:
+            while True:
+                yield await queue.get()
+        finally:
+            _subscribers[topic].discard(queue)
+
+
+events_schema = strawberry.federation.Schema(
+    query=Query,
+    mutation=Mutation,
+    subscription=Subscription,
+    types=[ThingRef],
+    federation_version="2.9",
+)
