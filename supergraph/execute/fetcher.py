@@ -8,7 +8,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-import httpx
+import aiohttp
 import orjson
 
 _JSON_HEADERS = {"content-type": "application/json", "accept": "application/json"}
@@ -35,21 +35,26 @@ class Fetcher:
         endpoints: Mapping[str, SubgraphEndpoint],
         *,
         dedupe: bool = True,
-        client: httpx.AsyncClient | None = None,
-        max_connections: int = 200,
+        max_connections: int = 256,
     ) -> None:
         self.endpoints = dict(endpoints)
         self.dedupe = dedupe
-        self._client = client or httpx.AsyncClient(
-            limits=httpx.Limits(
-                max_connections=max_connections, max_keepalive_connections=max_connections
-            ),
-            # Per-subgraph timeouts are applied around each request instead.
-            timeout=None,  # noqa: S113
-        )
+        self.max_connections = max_connections
+        self._session: aiohttp.ClientSession | None = None
         self._in_flight: dict[
             tuple[str, bytes, tuple[tuple[str, str], ...]], asyncio.Future[SubgraphResponse]
         ] = {}
+
+    def _client(self) -> aiohttp.ClientSession:
+        # Created on first use: a session belongs to the event loop that runs it.
+        if self._session is None or self._session.closed:
+            connector = aiohttp.TCPConnector(
+                limit=self.max_connections, keepalive_timeout=30, ttl_dns_cache=300
+            )
+            self._session = aiohttp.ClientSession(
+                connector=connector, json_serialize=lambda o: orjson.dumps(o).decode()
+            )
+        return self._session
 
     async def fetch(
         self,
@@ -86,53 +91,30 @@ class Fetcher:
     async def _send(
         self, endpoint: SubgraphEndpoint, body: bytes, headers: Mapping[str, str]
     ) -> SubgraphResponse:
+        timeout = aiohttp.ClientTimeout(total=endpoint.timeout)
         try:
-            response = await asyncio.wait_for(
-                self._client.post(endpoint.url, content=body, headers=headers), endpoint.timeout
-            )
+            async with self._client().post(
+                endpoint.url, data=body, headers=dict(headers), timeout=timeout
+            ) as response:
+                status = response.status
+                content = await response.read()
         except TimeoutError:
             return _failure(
                 endpoint,
                 "SUBGRAPH_TIMEOUT",
                 f"Subgraph '{endpoint.name}' did not answer within {endpoint.timeout:g}s.",
             )
-        except httpx.HTTPError:
+        except (aiohttp.ClientError, OSError, ValueError):
             return _failure(
                 endpoint,
                 "SUBGRAPH_UNAVAILABLE",
                 f"Subgraph '{endpoint.name}' could not be reached.",
             )
-        try:
-            payload = orjson.loads(response.content)
-        except orjson.JSONDecodeError:
-            return _failure(
-                endpoint,
-                "SUBGRAPH_BAD_RESPONSE",
-                f"Subgraph '{endpoint.name}' answered HTTP {response.status_code} with non-JSON.",
-            )
-        if not isinstance(payload, dict) or not ("data" in payload or "errors" in payload):
-            return _failure(
-                endpoint,
-                "SUBGRAPH_BAD_RESPONSE",
-                f"Subgraph '{endpoint.name}' answered with no GraphQL response.",
-            )
-        data = payload.get("data")
-        errors = payload.get("errors") or []
-        if not isinstance(errors, list) or (data is not None and not isinstance(data, dict)):
-            return _failure(
-                endpoint,
-                "SUBGRAPH_BAD_RESPONSE",
-                f"Subgraph '{endpoint.name}' answered with a malformed GraphQL response.",
-            )
-        cleaned = [e if isinstance(e, dict) else {"message": str(e)} for e in errors]
-        return SubgraphResponse(
-            data=data,
-            errors=cleaned,
-            failed=data is None and response.status_code >= 400 and not cleaned,
-        )
+        return _parse(endpoint, status, content)
 
     async def close(self) -> None:
-        await self._client.aclose()
+        if self._session is not None:
+            await self._session.close()
 
 
 def _failure(endpoint: SubgraphEndpoint, code: str, message: str) -> SubgraphResponse:
@@ -141,3 +123,31 @@ def _failure(endpoint: SubgraphEndpoint, code: str, message: str) -> SubgraphRes
         errors=[{"message": message, "extensions": {"code": code, "serviceName": endpoint.name}}],
         failed=True,
     )
+
+
+def _parse(endpoint: SubgraphEndpoint, status: int, content: bytes) -> SubgraphResponse:
+    try:
+        payload = orjson.loads(content)
+    except orjson.JSONDecodeError:
+        return _failure(
+            endpoint,
+            "SUBGRAPH_BAD_RESPONSE",
+            f"Subgraph '{endpoint.name}' answered HTTP {status} with non-JSON.",
+        )
+    if not isinstance(payload, dict) or not ("data" in payload or "errors" in payload):
+        return _failure(
+            endpoint,
+            "SUBGRAPH_BAD_RESPONSE",
+            f"Subgraph '{endpoint.name}' answered with no GraphQL response.",
+        )
+    data = payload.get("data")
+    errors = payload.get("errors") or []
+    if not isinstance(errors, list) or (data is not None and not isinstance(data, dict)):
+        return _failure(
+            endpoint,
+            "SUBGRAPH_BAD_RESPONSE",
+            f"Subgraph '{endpoint.name}' answered with a malformed GraphQL response.",
+        )
+    cleaned = [e if isinstance(e, dict) else {"message": str(e)} for e in errors]
+    failed = data is None and status >= 400 and not cleaned
+    return SubgraphResponse(data=data, errors=cleaned, failed=failed)
