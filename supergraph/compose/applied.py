@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -12,18 +12,12 @@ from graphql import (
     ConstArgumentNode,
     ConstDirectiveNode,
     EnumValueNode,
-    InputValueDefinitionNode,
     NameNode,
     StringValueNode,
-    parse_const_value,
-    parse_type,
 )
 
-from supergraph.compose.merge import (
-    MergedArgument,
-    MergedField,
-)
-from supergraph.compose.model import ArgKind, Deprecation
+from supergraph.compose.merge import MergedInterface, MergedObject
+from supergraph.compose.model import Deprecation, SchemaElement
 from supergraph.compose.printer import print_node
 
 
@@ -62,18 +56,28 @@ class JoinField:
 
 @dataclass
 class Applied:
-    """What `applied_directives` needs to know about any element of the supergraph."""
+    """What `applied_directives` needs to know about any element of the supergraph: the
+    element's own directives, tags and `@inaccessible`, and what composition adds."""
 
-    directives: Sequence[ConstDirectiveNode] = ()
+    element: SchemaElement
     join_types: Sequence[JoinType] = ()
     join_implements: Sequence[tuple[str, str]] = ()
     join_fields: Sequence[JoinField] = ()
     union_members: Sequence[tuple[str, str]] = ()
     enum_values: Sequence[str] = ()
-    tags: Iterable[str] = ()
-    inaccessible: bool = False
     deprecated: Deprecation | None = None
     specified_by: str | None = None
+
+
+def join_implements(composite: MergedObject | MergedInterface) -> list[tuple[str, str]]:
+    """`(graph, interface)` for each `@join__implements` of an object type or interface."""
+    if not composite.interfaces:
+        return []
+    return [
+        (graph, interface)
+        for graph, meta in composite.by_graph.items()
+        for interface in meta.interfaces
+    ]
 
 
 def name_node(value: str) -> NameNode:
@@ -137,69 +141,35 @@ def join_field_node(join: JoinField) -> ConstDirectiveNode:
     return directive_node("join__field", *arguments)
 
 
-def applied_directives(element: Applied) -> tuple[ConstDirectiveNode, ...]:
+def applied_directives(applied: Applied) -> tuple[ConstDirectiveNode, ...]:
     """Every directive an element carries, in the reference's order."""
     unique: dict[str, ConstDirectiveNode] = {}
-    for directive in element.directives:
+    for directive in applied.element.directives:
         unique.setdefault(print_node(directive), directive)
     result = list(unique.values())
-    result.extend(join_type_node(join) for join in element.join_types)
+    result.extend(join_type_node(join) for join in applied.join_types)
     result.extend(
         directive_node("join__implements", ("graph", enum_node(g)), ("interface", string_node(i)))
-        for g, i in element.join_implements
+        for g, i in applied.join_implements
     )
-    result.extend(join_field_node(join) for join in element.join_fields)
+    result.extend(join_field_node(join) for join in applied.join_fields)
     result.extend(
         directive_node("join__unionMember", ("graph", enum_node(g)), ("member", string_node(m)))
-        for g, m in element.union_members
+        for g, m in applied.union_members
     )
     result.extend(
-        directive_node("join__enumValue", ("graph", enum_node(g))) for g in element.enum_values
+        directive_node("join__enumValue", ("graph", enum_node(g))) for g in applied.enum_values
     )
-    result.extend(directive_node("tag", ("name", string_node(tag))) for tag in element.tags)
-    if element.inaccessible:
+    result.extend(directive_node("tag", ("name", string_node(tag))) for tag in applied.element.tags)
+    if applied.element.inaccessible:
         result.append(directive_node("inaccessible"))
-    if element.deprecated is not None:
-        reason = element.deprecated.reason
+    if applied.deprecated is not None:
+        reason = applied.deprecated.reason
         result.append(
             directive_node("deprecated", ("reason", string_node(reason)))
             if reason is not None
             else directive_node("deprecated")
         )
-    if element.specified_by is not None:
-        result.append(directive_node("specifiedBy", ("url", string_node(element.specified_by))))
+    if applied.specified_by is not None:
+        result.append(directive_node("specifiedBy", ("url", string_node(applied.specified_by))))
     return tuple(result)
-
-
-def default_value_node(value: str | None, kind: ArgKind) -> Any:
-    if value is None:
-        return None
-    if kind is ArgKind.ENUM:
-        return enum_node(value[1:-1] if len(value) > 1 and value[0] == value[-1] == '"' else value)
-    return parse_const_value(value)
-
-
-def argument_node(arg: MergedArgument) -> InputValueDefinitionNode:
-    return InputValueDefinitionNode(
-        name=name_node(arg.name),
-        type=parse_type(arg.type),
-        default_value=default_value_node(arg.default_value, arg.kind),
-        description=description_node(arg.description),
-        directives=applied_directives(
-            Applied(
-                directives=arg.directives,
-                tags=arg.tags,
-                inaccessible=arg.inaccessible,
-                deprecated=arg.deprecated,
-            )
-        ),
-    )
-
-
-def shared_arguments(merged_field: MergedField) -> tuple[InputValueDefinitionNode, ...]:
-    """Arguments every subgraph defining the field agrees to have."""
-    return tuple(
-        argument_node(arg)
-        for arg in merged_field.args.values()
-        if len(arg.by_graph) == len(merged_field.by_graph)
-    )

@@ -29,13 +29,13 @@ from supergraph.compose.applied import (
     JoinField,
     JoinType,
     applied_directives,
-    argument_node,
     description_node,
     directive_node,
+    join_implements,
     name_node,
-    shared_arguments,
     string_node,
 )
+from supergraph.compose.field_nodes import argument_node, field_node
 from supergraph.compose.field_usage import RequiresUsage, pruned_field_sets
 from supergraph.compose.merge import (
     MergedDirective,
@@ -174,10 +174,8 @@ def _scalar_node(scalar: MergedScalar) -> ScalarTypeDefinitionNode:
         description=description_node(scalar.description),
         directives=applied_directives(
             Applied(
-                directives=scalar.directives,
+                scalar,
                 join_types=[JoinType(graph) for graph in scalar.by_graph],
-                tags=scalar.tags,
-                inaccessible=scalar.inaccessible,
                 specified_by=scalar.specified_by,
             )
         ),
@@ -205,23 +203,7 @@ def _interface_node(
                 )
                 for graph, meta in merged_field.by_graph.items()
             ]
-        fields.append(
-            FieldDefinitionNode(
-                name=name_node(merged_field.name),
-                type=parse_type(merged_field.type),
-                description=description_node(merged_field.description),
-                arguments=shared_arguments(merged_field),
-                directives=applied_directives(
-                    Applied(
-                        directives=merged_field.directives,
-                        join_fields=joins,
-                        tags=merged_field.tags,
-                        inaccessible=merged_field.inaccessible,
-                        deprecated=merged_field.deprecated,
-                    )
-                ),
-            )
-        )
+        fields.append(field_node(merged_field, joins, merged_field.description))
     join_types: list[JoinType] = []
     for graph, meta in interface.by_graph.items():
         if meta.keys:
@@ -237,23 +219,12 @@ def _interface_node(
             )
         else:
             join_types.append(JoinType(graph))
-    implements = (
-        [(graph, i) for graph, meta in interface.by_graph.items() for i in meta.interfaces]
-        if interface.interfaces
-        else []
-    )
     return InterfaceTypeDefinitionNode(
         name=name_node(interface.name),
         description=description_node(interface.description),
         interfaces=tuple(NamedTypeNode(name=name_node(i)) for i in interface.interfaces),
         directives=applied_directives(
-            Applied(
-                directives=interface.directives,
-                join_types=join_types,
-                join_implements=implements,
-                tags=interface.tags,
-                inaccessible=interface.inaccessible,
-            )
+            Applied(interface, join_types=join_types, join_implements=join_implements(interface))
         ),
         fields=tuple(fields),
     )
@@ -265,15 +236,13 @@ def _union_node(union: MergedUnion) -> UnionTypeDefinitionNode:
         description=description_node(union.description),
         directives=applied_directives(
             Applied(
-                directives=union.directives,
+                union,
                 join_types=[JoinType(graph) for graph in union.by_graph],
                 union_members=[
                     (graph, member)
                     for graph, members in union.by_graph.items()
                     for member in members
                 ],
-                tags=union.tags,
-                inaccessible=union.inaccessible,
             )
         ),
         types=tuple(NamedTypeNode(name=name_node(m)) for m in union.members),
@@ -291,25 +260,14 @@ def _enum_node(enum: MergedEnum) -> EnumTypeDefinitionNode:
         name=name_node(enum.name),
         description=description_node(enum.description),
         directives=applied_directives(
-            Applied(
-                directives=enum.directives,
-                join_types=[JoinType(graph) for graph in enum.by_graph],
-                tags=enum.tags,
-                inaccessible=enum.inaccessible,
-            )
+            Applied(enum, join_types=[JoinType(graph) for graph in enum.by_graph])
         ),
         values=tuple(
             EnumValueDefinitionNode(
                 name=name_node(value.name),
                 description=description_node(value.description),
                 directives=applied_directives(
-                    Applied(
-                        directives=value.directives,
-                        enum_values=list(value.by_graph),
-                        tags=value.tags,
-                        inaccessible=value.inaccessible,
-                        deprecated=value.deprecated,
-                    )
+                    Applied(value, enum_values=list(value.by_graph), deprecated=value.deprecated)
                 ),
             )
             for value in values
@@ -335,12 +293,10 @@ def _input_node(input_object: MergedInputObject) -> InputObjectTypeDefinitionNod
                 default_value=parse_const_value(default) if default is not None else None,
                 directives=applied_directives(
                     Applied(
-                        directives=merged_field.directives,
+                        merged_field,
                         join_fields=[JoinField(graph=g, type=m.type) for g, m in in_graphs]
                         if different
                         else [],
-                        tags=merged_field.tags,
-                        inaccessible=merged_field.inaccessible,
                         deprecated=merged_field.deprecated,
                     )
                 ),
@@ -350,12 +306,7 @@ def _input_node(input_object: MergedInputObject) -> InputObjectTypeDefinitionNod
         name=name_node(input_object.name),
         description=description_node(input_object.description),
         directives=applied_directives(
-            Applied(
-                directives=input_object.directives,
-                join_types=[JoinType(graph) for graph in input_object.by_graph],
-                tags=input_object.tags,
-                inaccessible=input_object.inaccessible,
-            )
+            Applied(input_object, join_types=[JoinType(graph) for graph in input_object.by_graph])
         ),
         fields=tuple(fields),
     )

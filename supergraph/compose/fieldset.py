@@ -145,16 +145,7 @@ def _walk(
                 visitor.external_leaf(parent, name)
             elif depth is _Depth.TOP:
                 visitor.local_leaf(parent, name)
-        targets: list[CompositeDefinition] = []
-        if output in definitions.composites:
-            targets.append(definitions.composites[output])
-        else:
-            targets.extend(
-                definitions.composites[member]
-                for member in definitions.union_members.get(output, ())
-                if member in definitions.composites
-            )
-        for target in targets:
+        for target in definitions.composites_of(output):
             if target.is_interface:
                 visitor.interface_field(parent, name)
             if selection.selection_set is None:

@@ -13,6 +13,7 @@ from graphql import (
 
 from supergraph.compose import fieldset, specs
 from supergraph.compose.applications import (
+    Application,
     applications,
     argument,
     issue,
@@ -59,17 +60,30 @@ class _Problems(fieldset.FieldSetVisitor):
         else:
             self.report(self.code, f'Unknown directive "@{name}"')
 
+    def has_arguments(self, parent: CompositeDefinition, field_name: str) -> None:
+        # `@requires` may select fields with arguments (its walk goes on); the others may not.
+        if self.stops_at_arguments:
+            self.report(
+                f"{self.directive_name.upper()}_FIELDS_HAS_ARGS",
+                f"field {parent.name}.{field_name} cannot be included because it has arguments "
+                f"(fields with argument are not allowed in @{self.directive_name})",
+            )
+
+
+class _ExternalProblems(_Problems):
+    """`@requires` and `@provides`: the fields they select are resolved by other subgraphs."""
+
+    def local_leaf(self, parent: CompositeDefinition, field_name: str) -> None:
+        self.report(
+            f"{self.directive_name.upper()}_FIELDS_MISSING_EXTERNAL",
+            f'field "{parent.name}.{field_name}" should not be part of a @{self.directive_name} '
+            "since it is already provided by this subgraph (it is not marked @external)",
+        )
+
 
 class _KeyProblems(_Problems):
     def __init__(self, prefix: str, subgraph: Subgraph) -> None:
         super().__init__("key", prefix, subgraph, "KEY_INVALID_FIELDS")
-
-    def has_arguments(self, parent: CompositeDefinition, field_name: str) -> None:
-        self.report(
-            "KEY_FIELDS_HAS_ARGS",
-            f"field {parent.name}.{field_name} cannot be included because it has arguments "
-            "(fields with argument are not allowed in @key)",
-        )
 
     def interface_field(self, parent: CompositeDefinition, field_name: str) -> None:
         self._invalid_type(parent, field_name, "Interface")
@@ -94,30 +108,16 @@ class _KeyProblems(_Problems):
         )
 
 
-class _RequiresProblems(_Problems):
+class _RequiresProblems(_ExternalProblems):
     stops_at_arguments = False
 
     def __init__(self, prefix: str, subgraph: Subgraph) -> None:
         super().__init__("requires", prefix, subgraph, "REQUIRES_INVALID_FIELDS")
 
-    def local_leaf(self, parent: CompositeDefinition, field_name: str) -> None:
-        self.report(
-            "REQUIRES_FIELDS_MISSING_EXTERNAL",
-            f'field "{parent.name}.{field_name}" should not be part of a @requires since it is '
-            "already provided by this subgraph (it is not marked @external)",
-        )
 
-
-class _ProvidesProblems(_Problems):
+class _ProvidesProblems(_ExternalProblems):
     def __init__(self, prefix: str, subgraph: Subgraph) -> None:
         super().__init__("provides", prefix, subgraph, "PROVIDES_INVALID_FIELDS")
-
-    def has_arguments(self, parent: CompositeDefinition, field_name: str) -> None:
-        self.report(
-            "PROVIDES_FIELDS_HAS_ARGS",
-            f"field {parent.name}.{field_name} cannot be included because it has arguments "
-            "(fields with argument are not allowed in @provides)",
-        )
 
     def missing_selection(
         self, parent: CompositeDefinition, field_name: str, output_type: str
@@ -126,13 +126,6 @@ class _ProvidesProblems(_Problems):
             self.code,
             f'Invalid empty selection set for field "{parent.name}.{field_name}" of non-leaf '
             f"type {output_type}",
-        )
-
-    def local_leaf(self, parent: CompositeDefinition, field_name: str) -> None:
-        self.report(
-            "PROVIDES_FIELDS_MISSING_EXTERNAL",
-            f'field "{parent.name}.{field_name}" should not be part of a @provides since it is '
-            "already provided by this subgraph (it is not marked @external)",
         )
 
     def external_leaf(self, parent: CompositeDefinition, field_name: str) -> None:
@@ -174,12 +167,14 @@ def _is_key_of_extension(subgraph: Subgraph, parent: CompositeDefinition, field_
     return False
 
 
-def _walk(
+def _field_set_issues(
     subgraph: Subgraph,
     fields: str,
     parent: CompositeDefinition,
     problems: _Problems,
-) -> None:
+    coordinate: str,
+) -> list[CompositionIssue]:
+    """What is wrong with the field set `fields` selected on `parent`."""
     externals = frozenset(
         local for local, name in subgraph.names.directives.items() if name == "external"
     )
@@ -187,14 +182,40 @@ def _walk(
         selection = fieldset.parse_field_set(fields)
     except GraphQLError as error:
         problems.report(problems.code, error.message)
-        return
-    fieldset.walk_field_set(selection, parent, subgraph.definitions, problems, externals)
-
-
-def _field_set_issues(
-    subgraph: Subgraph, problems: _Problems, coordinate: str
-) -> list[CompositionIssue]:
+    else:
+        fieldset.walk_field_set(selection, parent, subgraph.definitions, problems, externals)
     return [issue(subgraph, code, message, coordinate) for code, message in problems.messages]
+
+
+def _fields_argument(app: Application, directive: str, where: str) -> tuple[object, str, str]:
+    """The `fields:` value of a `@key`, `@requires` or `@provides`, printed, and the prefix of
+    the issues about it."""
+    value = argument(app.directive, "fields")
+    printed = print_node(value) if value is not None else ""  # type: ignore[arg-type]
+    return value, printed, f"On {where}, for @{directive}(fields: {printed})"
+
+
+def _invalid_fields_type(
+    subgraph: Subgraph, directive: str, prefix: str, coordinate: str
+) -> CompositionIssue:
+    return issue(
+        subgraph,
+        f"{directive.upper()}_INVALID_FIELDS_TYPE",
+        f'{prefix}: Invalid value for argument "fields": must be a string.',
+        coordinate,
+    )
+
+
+def _unsupported_on_interface(
+    subgraph: Subgraph, app: Application, directive: str
+) -> CompositionIssue:
+    return issue(
+        subgraph,
+        f"{directive.upper()}_UNSUPPORTED_ON_INTERFACE",
+        f'Cannot use @{directive} on field "{app.coordinate}" of parent type '
+        f'"{app.type_name}": @{directive} is not yet supported within interfaces',
+        app.coordinate,
+    )
 
 
 def key_fields(subgraph: Subgraph) -> list[CompositionIssue]:
@@ -218,25 +239,15 @@ def key_fields(subgraph: Subgraph) -> list[CompositionIssue]:
                 )
             )
             continue
-        value = argument(app.directive, "fields")
-        printed = print_node(value) if value is not None else ""  # type: ignore[arg-type]
-        prefix = f'On type "{type_name}", for @key(fields: {printed})'
+        value, printed, prefix = _fields_argument(app, "key", f'type "{type_name}"')
         if not isinstance(value, StringValueNode):
-            issues.append(
-                issue(
-                    subgraph,
-                    "KEY_INVALID_FIELDS_TYPE",
-                    f'{prefix}: Invalid value for argument "fields": must be a string.',
-                    type_name,
-                )
-            )
+            issues.append(_invalid_fields_type(subgraph, "key", prefix, type_name))
             continue
         parent = subgraph.definitions.composites.get(type_name)
         if parent is None:
             continue
         problems = _KeyProblems(prefix, subgraph)
-        _walk(subgraph, value.value, parent, problems)
-        issues.extend(_field_set_issues(subgraph, problems, type_name))
+        issues.extend(_field_set_issues(subgraph, value.value, parent, problems, type_name))
         if app.on_interface:
             issues.extend(_interface_key_on_implementations(subgraph, type_name, value, printed))
     return issues
@@ -275,54 +286,28 @@ def requires_fields(subgraph: Subgraph) -> list[CompositionIssue]:
         if app.canonical != "requires" or not isinstance(app.field, FieldDefinitionNode):
             continue
         if app.on_interface:
-            issues.append(
-                issue(
-                    subgraph,
-                    "REQUIRES_UNSUPPORTED_ON_INTERFACE",
-                    f'Cannot use @requires on field "{app.coordinate}" of parent type '
-                    f'"{app.type_name}": @requires is not yet supported within interfaces',
-                    app.coordinate,
-                )
-            )
+            issues.append(_unsupported_on_interface(subgraph, app, "requires"))
             continue
-        value = argument(app.directive, "fields")
-        printed = print_node(value) if value is not None else ""  # type: ignore[arg-type]
-        prefix = f'On field "{app.coordinate}", for @requires(fields: {printed})'
+        value, _, prefix = _fields_argument(app, "requires", f'field "{app.coordinate}"')
         if not isinstance(value, StringValueNode):
-            issues.append(
-                issue(
-                    subgraph,
-                    "REQUIRES_INVALID_FIELDS_TYPE",
-                    f'{prefix}: Invalid value for argument "fields": must be a string.',
-                    app.coordinate,
-                )
-            )
+            issues.append(_invalid_fields_type(subgraph, "requires", prefix, app.coordinate))
             continue
         parent = subgraph.definitions.composites.get(app.type_name)
         if parent is None:
             continue
         problems = _RequiresProblems(prefix, subgraph)
-        _walk(subgraph, value.value, parent, problems)
-        issues.extend(_field_set_issues(subgraph, problems, app.coordinate))
+        issues.extend(_field_set_issues(subgraph, value.value, parent, problems, app.coordinate))
     return issues
 
 
 def provides_fields(subgraph: Subgraph) -> list[CompositionIssue]:
     """`@provides(fields:)` is on a composite field and selects `@external` fields of it."""
     issues: list[CompositionIssue] = []
-    definitions = subgraph.definitions
     for app in applications(subgraph):
         if app.canonical != "provides" or not isinstance(app.field, FieldDefinitionNode):
             continue
-        output = fieldset.named_type(print_node(app.field.type))
-        targets = (
-            [definitions.composites[output]]
-            if output in definitions.composites
-            else [
-                definitions.composites[m]
-                for m in definitions.union_members.get(output, ())
-                if m in definitions.composites
-            ]
+        targets = subgraph.definitions.composites_of(
+            fieldset.named_type(print_node(app.field.type))
         )
         if not targets:
             issues.append(
@@ -336,31 +321,15 @@ def provides_fields(subgraph: Subgraph) -> list[CompositionIssue]:
             )
             continue
         if app.on_interface:
-            issues.append(
-                issue(
-                    subgraph,
-                    "PROVIDES_UNSUPPORTED_ON_INTERFACE",
-                    f'Cannot use @provides on field "{app.coordinate}" of parent type '
-                    f'"{app.type_name}": @provides is not yet supported within interfaces',
-                    app.coordinate,
-                )
-            )
+            issues.append(_unsupported_on_interface(subgraph, app, "provides"))
             continue
-        value = argument(app.directive, "fields")
-        printed = print_node(value) if value is not None else ""  # type: ignore[arg-type]
-        prefix = f'On field "{app.coordinate}", for @provides(fields: {printed})'
+        value, _, prefix = _fields_argument(app, "provides", f'field "{app.coordinate}"')
         if not isinstance(value, StringValueNode):
-            issues.append(
-                issue(
-                    subgraph,
-                    "PROVIDES_INVALID_FIELDS_TYPE",
-                    f'{prefix}: Invalid value for argument "fields": must be a string.',
-                    app.coordinate,
-                )
-            )
+            issues.append(_invalid_fields_type(subgraph, "provides", prefix, app.coordinate))
             continue
         for target in targets:
             problems = _ProvidesProblems(prefix, subgraph)
-            _walk(subgraph, value.value, target, problems)
-            issues.extend(_field_set_issues(subgraph, problems, app.coordinate))
+            issues.extend(
+                _field_set_issues(subgraph, value.value, target, problems, app.coordinate)
+            )
     return issues

@@ -6,48 +6,44 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from graphql import ConstDirectiveNode
-
 from supergraph.compose import specs
 from supergraph.compose.graphs import ordered
 from supergraph.compose.links import Link, LinkImport
 from supergraph.compose.model import (
-    ArgKind,
-    ArgumentState,
     Deprecation,
     DirectiveState,
     EnumTypeState,
     FieldState,
     InputObjectTypeState,
+    InputTypeKind,
+    InputValueState,
     InterfaceTypeState,
     Key,
     ObjectTypeState,
     ScalarTypeState,
+    SchemaElement,
     Subgraph,
     UnionTypeState,
 )
 
 
 @dataclass
-class ArgumentInGraph:
+class InputValueInGraph:
     type: str
-    kind: ArgKind
     default_value: str | None
     inaccessible: bool
 
 
 @dataclass
-class MergedArgument:
+class MergedInputValue(SchemaElement):
+    """An argument (of a field or a directive) or an input object's field."""
+
     name: str
     type: str
-    kind: ArgKind
-    inaccessible: bool = False
-    description: str | None = None
+    kind: InputTypeKind
     deprecated: Deprecation | None = None
     default_value: str | None = None
-    tags: dict[str, None] = field(default_factory=dict)
-    directives: list[ConstDirectiveNode] = field(default_factory=list)
-    by_graph: dict[str, ArgumentInGraph] = field(default_factory=dict)
+    by_graph: dict[str, InputValueInGraph] = field(default_factory=dict)
 
 
 @dataclass
@@ -69,19 +65,15 @@ class FieldInGraph:
 
 
 @dataclass
-class MergedField:
+class MergedField(SchemaElement):
     name: str
     type: str
     is_leaf: bool = False
     used_as_key: bool = False
-    inaccessible: bool = False
     override: str | None = None
     override_label: str | None = None
-    description: str | None = None
     deprecated: Deprecation | None = None
-    tags: dict[str, None] = field(default_factory=dict)
-    directives: list[ConstDirectiveNode] = field(default_factory=list)
-    args: dict[str, MergedArgument] = field(default_factory=dict)
+    args: dict[str, MergedInputValue] = field(default_factory=dict)
     by_graph: dict[str, FieldInGraph] = field(default_factory=dict)
     # Whether a subgraph that resolves the field itself has been merged yet.
     seen_non_external: bool = False
@@ -100,14 +92,10 @@ class ObjectInGraph:
 
 
 @dataclass
-class MergedObject:
+class MergedObject(SchemaElement):
     name: str
     has_definition: bool = False
     is_entity: bool = False
-    inaccessible: bool = False
-    description: str | None = None
-    tags: dict[str, None] = field(default_factory=dict)
-    directives: list[ConstDirectiveNode] = field(default_factory=list)
     interfaces: dict[str, None] = field(default_factory=dict)
     by_graph: dict[str, ObjectInGraph] = field(default_factory=dict)
     fields: dict[str, MergedField] = field(default_factory=dict)
@@ -123,15 +111,11 @@ class InterfaceInGraph:
 
 
 @dataclass
-class MergedInterface:
+class MergedInterface(SchemaElement):
     name: str
     has_definition: bool = False
     has_interface_object: bool = False
     is_entity: bool = False
-    inaccessible: bool = False
-    description: str | None = None
-    tags: dict[str, None] = field(default_factory=dict)
-    directives: list[ConstDirectiveNode] = field(default_factory=list)
     interfaces: dict[str, None] = field(default_factory=dict)
     implemented_by: dict[str, None] = field(default_factory=dict)
     by_graph: dict[str, InterfaceInGraph] = field(default_factory=dict)
@@ -139,83 +123,42 @@ class MergedInterface:
 
 
 @dataclass
-class InputFieldInGraph:
-    type: str
-    inaccessible: bool
-    default_value: str | None
-
-
-@dataclass
-class MergedInputField:
-    name: str
-    type: str
-    kind: ArgKind
-    inaccessible: bool = False
-    description: str | None = None
-    deprecated: Deprecation | None = None
-    default_value: str | None = None
-    tags: dict[str, None] = field(default_factory=dict)
-    directives: list[ConstDirectiveNode] = field(default_factory=list)
-    by_graph: dict[str, InputFieldInGraph] = field(default_factory=dict)
-
-
-@dataclass
-class MergedInputObject:
+class MergedInputObject(SchemaElement):
     name: str
     has_definition: bool = False
-    inaccessible: bool = False
-    description: str | None = None
-    tags: dict[str, None] = field(default_factory=dict)
-    directives: list[ConstDirectiveNode] = field(default_factory=list)
     by_graph: dict[str, bool] = field(default_factory=dict)
-    fields: dict[str, MergedInputField] = field(default_factory=dict)
+    fields: dict[str, MergedInputValue] = field(default_factory=dict)
 
 
 @dataclass
-class MergedEnumValue:
+class MergedEnumValue(SchemaElement):
     name: str
-    inaccessible: bool = False
-    description: str | None = None
     deprecated: Deprecation | None = None
-    tags: dict[str, None] = field(default_factory=dict)
-    directives: list[ConstDirectiveNode] = field(default_factory=list)
     by_graph: dict[str, bool] = field(default_factory=dict)
 
 
 @dataclass
-class MergedEnum:
+class MergedEnum(SchemaElement):
     name: str
     has_definition: bool = False
-    inaccessible: bool = False
-    description: str | None = None
     input_references: dict[str, None] = field(default_factory=dict)
     output_references: dict[str, None] = field(default_factory=dict)
-    tags: dict[str, None] = field(default_factory=dict)
-    directives: list[ConstDirectiveNode] = field(default_factory=list)
     by_graph: dict[str, bool] = field(default_factory=dict)
     values: dict[str, MergedEnumValue] = field(default_factory=dict)
 
 
 @dataclass
-class MergedUnion:
+class MergedUnion(SchemaElement):
     name: str
     has_definition: bool = False
-    inaccessible: bool = False
-    description: str | None = None
     members: dict[str, None] = field(default_factory=dict)
-    tags: dict[str, None] = field(default_factory=dict)
-    directives: list[ConstDirectiveNode] = field(default_factory=list)
     by_graph: dict[str, dict[str, None]] = field(default_factory=dict)
 
 
 @dataclass
-class MergedScalar:
+class MergedScalar(SchemaElement):
     name: str
-    inaccessible: bool = False
-    description: str | None = None
     specified_by: str | None = None
-    tags: dict[str, None] = field(default_factory=dict)
-    directives: list[ConstDirectiveNode] = field(default_factory=list)
     by_graph: dict[str, bool] = field(default_factory=dict)
 
 
@@ -226,7 +169,7 @@ class MergedDirective:
     is_executable: bool = False
     composed: bool = False
     locations: dict[str, None] = field(default_factory=dict)
-    args: dict[str, MergedArgument] = field(default_factory=dict)
+    args: dict[str, MergedInputValue] = field(default_factory=dict)
     by_graph: dict[str, DirectiveState] = field(default_factory=dict)
 
 
@@ -291,30 +234,55 @@ def merge(subgraphs: Sequence[Subgraph]) -> MergedSchema:
     return merged
 
 
-def _merge_arguments(target: MergedField, source: FieldState, graph: str) -> None:
-    for arg in source.args.values():
-        merged = target.args.get(arg.name)
-        if merged is None:
-            merged = MergedArgument(arg.name, arg.type, arg.kind)
-            target.args[arg.name] = merged
-        _merge_argument(merged, arg, graph)
+def _merge_element(target: SchemaElement, source: SchemaElement) -> None:
+    """The first description stays; tags and composed directives add up; inaccessible in one
+    subgraph is inaccessible in the supergraph."""
+    target.description = target.description or source.description
+    target.inaccessible = target.inaccessible or source.inaccessible
+    target.tags.update(source.tags)
+    target.directives.extend(source.directives)
 
 
-def _merge_argument(merged: MergedArgument, arg: ArgumentState, graph: str) -> None:
-    merged.tags.update(arg.tags)
-    # Arguments are inputs: the strictest (non-null) type wins.
-    if arg.type.endswith("!"):
-        merged.type = arg.type
-    merged.inaccessible = merged.inaccessible or arg.inaccessible
-    merged.description = merged.description or arg.description
-    merged.deprecated = merged.deprecated or arg.deprecated
-    merged.directives.extend(arg.directives)
-    if arg.default_value is not None:
-        merged.default_value = arg.default_value
-    merged.kind = arg.kind
-    merged.by_graph[graph] = ArgumentInGraph(
-        arg.type, arg.kind, arg.default_value, arg.inaccessible
-    )
+def _merge_input_values(
+    targets: dict[str, MergedInputValue],
+    sources: dict[str, InputValueState],
+    graph: str,
+    *,
+    first_non_null: bool,
+) -> None:
+    """Merge one subgraph's arguments or input fields into `targets`. Inputs: the strictest
+    (non-null) type wins; for input fields the first non-null type stays, for arguments each
+    non-null type replaces it, as in the reference."""
+    for source in sources.values():
+        target = targets.get(source.name)
+        if target is None:
+            target = targets[source.name] = MergedInputValue(source.name, source.type, source.kind)
+        _merge_element(target, source)
+        if source.type.endswith("!") and not (first_non_null and target.type.endswith("!")):
+            target.type = source.type
+        target.deprecated = target.deprecated or source.deprecated
+        if source.default_value is not None:
+            target.default_value = source.default_value
+        target.kind = source.kind
+        target.by_graph[graph] = InputValueInGraph(
+            source.type, source.default_value, source.inaccessible
+        )
+
+
+def _merge_field(
+    fields: dict[str, MergedField], source: FieldState, graph: str, used_as_key: bool
+) -> MergedField:
+    """Merge what object and interface fields merge alike; the caller merges the type (the
+    rules differ) and records the subgraph's view."""
+    merged_field = fields.get(source.name)
+    if merged_field is None:
+        merged_field = fields[source.name] = MergedField(source.name, source.type)
+    _merge_element(merged_field, source)
+    merged_field.is_leaf = merged_field.is_leaf or source.is_leaf
+    merged_field.deprecated = merged_field.deprecated or source.deprecated
+    merged_field.used_as_key = merged_field.used_as_key or used_as_key
+    _merge_input_values(merged_field.args, source.args, graph, first_non_null=False)
+    return merged_field
 
 
 def _merge_object(merged: MergedSchema, subgraph: Subgraph, state: ObjectTypeState) -> None:
@@ -322,11 +290,8 @@ def _merge_object(merged: MergedSchema, subgraph: Subgraph, state: ObjectTypeSta
     target = merged.objects.get(state.name)
     if target is None:
         target = merged.objects[state.name] = MergedObject(state.name)
-    target.tags.update(state.tags)
-    target.inaccessible = target.inaccessible or state.inaccessible
-    target.description = target.description or state.description
+    _merge_element(target, state)
     target.has_definition = target.has_definition or state.is_definition
-    target.directives.extend(state.directives)
     target.interfaces.update(state.interfaces)
     target.is_entity = target.is_entity or bool(state.keys)
     target.by_graph[graph] = ObjectInGraph(
@@ -340,25 +305,16 @@ def _merge_object(merged: MergedSchema, subgraph: Subgraph, state: ObjectTypeSta
         interfaces=state.interfaces,
     )
     for source in state.fields.values():
-        merged_field = target.fields.get(source.name)
-        if merged_field is None:
-            merged_field = target.fields[source.name] = MergedField(source.name, source.type)
-        merged_field.tags.update(source.tags)
         used_as_key = source.name in state.fields_used_as_keys
-        merged_field.used_as_key = merged_field.used_as_key or used_as_key
+        merged_field = _merge_field(target.fields, source, graph, used_as_key)
         # Outputs: the first subgraph resolving the field sets its type, then nullable wins.
         force = not used_as_key and not source.external and not merged_field.seen_non_external
         if force or (not source.external and merged_field.type.rfind("!") > source.type.rfind("!")):
             merged_field.type = source.type
-        merged_field.is_leaf = merged_field.is_leaf or source.is_leaf
         if not source.external:
             merged_field.seen_non_external = True
-        merged_field.inaccessible = merged_field.inaccessible or source.inaccessible
-        merged_field.description = merged_field.description or source.description
         merged_field.override = source.override or merged_field.override
         merged_field.override_label = source.override_label or merged_field.override_label
-        merged_field.deprecated = merged_field.deprecated or source.deprecated
-        merged_field.directives.extend(source.directives)
         merged_field.by_graph[graph] = FieldInGraph(
             type=source.type,
             external=source.external,
@@ -375,19 +331,15 @@ def _merge_object(merged: MergedSchema, subgraph: Subgraph, state: ObjectTypeSta
             used=source.used,
             used_as_key=used_as_key,
         )
-        _merge_arguments(merged_field, source, graph)
 
 
 def _merge_interface(merged: MergedSchema, graph: str, state: InterfaceTypeState) -> None:
     target = merged.interfaces.get(state.name)
     if target is None:
         target = merged.interfaces[state.name] = MergedInterface(state.name)
-    target.tags.update(state.tags)
-    target.inaccessible = target.inaccessible or state.inaccessible
+    _merge_element(target, state)
     target.has_definition = target.has_definition or state.is_definition
     target.has_interface_object = target.has_interface_object or state.is_interface_object
-    target.description = target.description or state.description
-    target.directives.extend(state.directives)
     target.interfaces.update(state.interfaces)
     target.implemented_by.update(state.implemented_by)
     target.is_entity = target.is_entity or bool(state.keys)
@@ -399,19 +351,10 @@ def _merge_interface(merged: MergedSchema, graph: str, state: InterfaceTypeState
         is_interface_object=state.is_interface_object,
     )
     for source in state.fields.values():
-        merged_field = target.fields.get(source.name)
-        if merged_field is None:
-            merged_field = target.fields[source.name] = MergedField(source.name, source.type)
-        merged_field.tags.update(source.tags)
+        used_as_key = source.name in state.fields_used_as_keys
+        merged_field = _merge_field(target.fields, source, graph, used_as_key)
         if not source.type.endswith("!") and merged_field.type.endswith("!"):
             merged_field.type = source.type
-        merged_field.is_leaf = merged_field.is_leaf or source.is_leaf
-        merged_field.inaccessible = merged_field.inaccessible or source.inaccessible
-        merged_field.deprecated = merged_field.deprecated or source.deprecated
-        merged_field.description = merged_field.description or source.description
-        merged_field.directives.extend(source.directives)
-        used_as_key = source.name in state.fields_used_as_keys
-        merged_field.used_as_key = merged_field.used_as_key or used_as_key
         merged_field.by_graph[graph] = FieldInGraph(
             type=source.type,
             external=source.external,
@@ -422,18 +365,14 @@ def _merge_interface(merged: MergedSchema, graph: str, state: InterfaceTypeState
             shareable=source.shareable,
             used_as_key=used_as_key,
         )
-        _merge_arguments(merged_field, source, graph)
 
 
 def _merge_union(merged: MergedSchema, graph: str, state: UnionTypeState) -> None:
     target = merged.unions.get(state.name)
     if target is None:
         target = merged.unions[state.name] = MergedUnion(state.name)
-    target.tags.update(state.tags)
-    target.inaccessible = target.inaccessible or state.inaccessible
+    _merge_element(target, state)
     target.has_definition = target.has_definition or state.is_definition
-    target.description = target.description or state.description
-    target.directives.extend(state.directives)
     target.by_graph[graph] = state.members
     target.members.update(state.members)
 
@@ -442,23 +381,17 @@ def _merge_enum(merged: MergedSchema, graph: str, state: EnumTypeState) -> None:
     target = merged.enums.get(state.name)
     if target is None:
         target = merged.enums[state.name] = MergedEnum(state.name)
-    target.tags.update(state.tags)
-    target.inaccessible = target.inaccessible or state.inaccessible
+    _merge_element(target, state)
     target.has_definition = target.has_definition or state.is_definition
-    target.description = target.description or state.description
     target.input_references.update(state.input_references)
     target.output_references.update(state.output_references)
-    target.directives.extend(state.directives)
     target.by_graph[graph] = state.inaccessible
     for value in state.values.values():
         merged_value = target.values.get(value.name)
         if merged_value is None:
             merged_value = target.values[value.name] = MergedEnumValue(value.name)
-        merged_value.tags.update(value.tags)
-        merged_value.inaccessible = merged_value.inaccessible or value.inaccessible
+        _merge_element(merged_value, value)
         merged_value.deprecated = merged_value.deprecated or value.deprecated
-        merged_value.description = merged_value.description or value.description
-        merged_value.directives.extend(value.directives)
         merged_value.by_graph[graph] = value.inaccessible
 
 
@@ -466,42 +399,18 @@ def _merge_input(merged: MergedSchema, graph: str, state: InputObjectTypeState) 
     target = merged.inputs.get(state.name)
     if target is None:
         target = merged.inputs[state.name] = MergedInputObject(state.name)
-    target.tags.update(state.tags)
-    target.inaccessible = target.inaccessible or state.inaccessible
-    target.description = target.description or state.description
+    _merge_element(target, state)
     target.has_definition = target.has_definition or state.is_definition
-    target.directives.extend(state.directives)
     target.by_graph[graph] = state.inaccessible
-    for source in state.fields.values():
-        merged_field = target.fields.get(source.name)
-        if merged_field is None:
-            merged_field = MergedInputField(source.name, source.type, source.kind)
-            target.fields[source.name] = merged_field
-        merged_field.tags.update(source.tags)
-        # Inputs: the strictest (non-null) type wins.
-        if source.type.endswith("!") and not merged_field.type.endswith("!"):
-            merged_field.type = source.type
-        merged_field.inaccessible = merged_field.inaccessible or source.inaccessible
-        merged_field.description = merged_field.description or source.description
-        merged_field.deprecated = merged_field.deprecated or source.deprecated
-        if source.default_value is not None:
-            merged_field.default_value = source.default_value
-        merged_field.kind = source.kind
-        merged_field.directives.extend(source.directives)
-        merged_field.by_graph[graph] = InputFieldInGraph(
-            source.type, source.inaccessible, source.default_value
-        )
+    _merge_input_values(target.fields, state.fields, graph, first_non_null=True)
 
 
 def _merge_scalar(merged: MergedSchema, graph: str, state: ScalarTypeState) -> None:
     target = merged.scalars.get(state.name)
     if target is None:
         target = merged.scalars[state.name] = MergedScalar(state.name)
-    target.tags.update(state.tags)
-    target.inaccessible = target.inaccessible or state.inaccessible
-    target.description = target.description or state.description
+    _merge_element(target, state)
     target.specified_by = target.specified_by or state.specified_by
-    target.directives.extend(state.directives)
     target.by_graph[graph] = state.inaccessible
 
 
@@ -516,11 +425,7 @@ def _merge_directive(merged: MergedSchema, graph: str, state: DirectiveState) ->
     target.repeatable = target.repeatable or state.repeatable
     target.is_executable = target.is_executable or state.is_executable
     target.composed = target.composed or state.composed
-    for arg in state.args.values():
-        merged_arg = target.args.get(arg.name)
-        if merged_arg is None:
-            merged_arg = target.args[arg.name] = MergedArgument(arg.name, arg.type, arg.kind)
-        _merge_argument(merged_arg, arg, graph)
+    _merge_input_values(target.args, state.args, graph, first_non_null=False)
     target.by_graph[graph] = state
 
 

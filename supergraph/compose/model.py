@@ -36,30 +36,36 @@ class Key:
     resolvable: bool
 
 
-@dataclass
-class InputValueState:
-    """An input value: an argument (of a field or a directive) or a field of an input object."""
+@dataclass(kw_only=True)
+class SchemaElement:
+    """What composition keeps of any type, field, argument or enum value besides its shape:
+    its description, `@tag`s, `@inaccessible` and the composed directives applied to it."""
 
-    name: str
-    type: str = MISSING
-    kind: InputTypeKind = InputTypeKind.SCALAR
-    default_value: str | None = None
     description: str | None = None
-    deprecated: Deprecation | None = None
     inaccessible: bool = False
     tags: dict[str, None] = field(default_factory=dict)
     directives: list[ConstDirectiveNode] = field(default_factory=list)
 
 
 @dataclass
-class FieldState:
+class InputValueState(SchemaElement):
+    """An input value: an argument (of a field or a directive) or a field of an input object."""
+
+    name: str
+    type: str = MISSING
+    kind: InputTypeKind = InputTypeKind.SCALAR
+    default_value: str | None = None
+    deprecated: Deprecation | None = None
+
+
+@dataclass
+class FieldState(SchemaElement):
     """A field of an object type or an interface (or of an `@interfaceObject`)."""
 
     name: str
     type: str = MISSING
     is_leaf: bool = False
     external: bool = False
-    inaccessible: bool = False
     extension: bool = False
     used: bool = False
     required: bool = False
@@ -69,15 +75,12 @@ class FieldState:
     override_label: str | None = None
     provides: str | None = None
     requires: str | None = None
-    description: str | None = None
     deprecated: Deprecation | None = None
-    tags: dict[str, None] = field(default_factory=dict)
     args: dict[str, InputValueState] = field(default_factory=dict)
-    directives: list[ConstDirectiveNode] = field(default_factory=list)
 
 
 @dataclass
-class ObjectTypeState:
+class ObjectTypeState(SchemaElement):
     name: str
     fields: dict[str, FieldState] = field(default_factory=dict)
     fields_used_as_keys: set[str] = field(default_factory=set)
@@ -89,14 +92,10 @@ class ObjectTypeState:
     extension_type: str | None = None
     external: bool = False
     shareable: bool = False
-    inaccessible: bool = False
-    description: str | None = None
-    tags: dict[str, None] = field(default_factory=dict)
-    directives: list[ConstDirectiveNode] = field(default_factory=list)
 
 
 @dataclass
-class InterfaceTypeState:
+class InterfaceTypeState(SchemaElement):
     name: str
     fields: dict[str, FieldState] = field(default_factory=dict)
     fields_used_as_keys: set[str] = field(default_factory=set)
@@ -106,66 +105,42 @@ class InterfaceTypeState:
     is_definition: bool = False
     is_interface_object: bool = False
     extension: bool = False
-    inaccessible: bool = False
-    description: str | None = None
-    tags: dict[str, None] = field(default_factory=dict)
-    directives: list[ConstDirectiveNode] = field(default_factory=list)
 
 
 @dataclass
-class InputObjectTypeState:
+class InputObjectTypeState(SchemaElement):
     name: str
     fields: dict[str, InputValueState] = field(default_factory=dict)
     is_definition: bool = False
-    inaccessible: bool = False
-    description: str | None = None
-    tags: dict[str, None] = field(default_factory=dict)
-    directives: list[ConstDirectiveNode] = field(default_factory=list)
 
 
 @dataclass
-class EnumValueState:
+class EnumValueState(SchemaElement):
     name: str
-    description: str | None = None
     deprecated: Deprecation | None = None
-    inaccessible: bool = False
-    tags: dict[str, None] = field(default_factory=dict)
-    directives: list[ConstDirectiveNode] = field(default_factory=list)
 
 
 @dataclass
-class EnumTypeState:
+class EnumTypeState(SchemaElement):
     name: str
     values: dict[str, EnumValueState] = field(default_factory=dict)
     is_definition: bool = False
-    inaccessible: bool = False
-    description: str | None = None
     # Schema coordinates using the enum as an input / output type, first one first.
     input_references: dict[str, None] = field(default_factory=dict)
     output_references: dict[str, None] = field(default_factory=dict)
-    tags: dict[str, None] = field(default_factory=dict)
-    directives: list[ConstDirectiveNode] = field(default_factory=list)
 
 
 @dataclass
-class UnionTypeState:
+class UnionTypeState(SchemaElement):
     name: str
     members: dict[str, None] = field(default_factory=dict)
     is_definition: bool = False
-    inaccessible: bool = False
-    description: str | None = None
-    tags: dict[str, None] = field(default_factory=dict)
-    directives: list[ConstDirectiveNode] = field(default_factory=list)
 
 
 @dataclass
-class ScalarTypeState:
+class ScalarTypeState(SchemaElement):
     name: str
-    inaccessible: bool = False
-    description: str | None = None
     specified_by: str | None = None
-    tags: dict[str, None] = field(default_factory=dict)
-    directives: list[ConstDirectiveNode] = field(default_factory=list)
 
 
 EXECUTABLE_LOCATIONS = frozenset(
@@ -230,6 +205,14 @@ class SubgraphDefinitions:
     union_members: dict[str, list[str]] = field(default_factory=dict)
     leaf_types: set[str] = field(default_factory=set)
     directive_names: set[str] = field(default_factory=set)
+
+    def composites_of(self, type_name: str) -> list[CompositeDefinition]:
+        """What a selection on a field of type `type_name` selects from: the object type or
+        interface itself, or the members of a union."""
+        if type_name in self.composites:
+            return [self.composites[type_name]]
+        members = self.union_members.get(type_name, ())
+        return [self.composites[member] for member in members if member in self.composites]
 
 
 # Every dict keeps the order The Guild's composition first meets its elements in (see

@@ -10,7 +10,6 @@ from graphql import (
     FieldDefinitionNode,
     NamedTypeNode,
     ObjectTypeDefinitionNode,
-    parse_type,
 )
 
 from supergraph.compose.applied import (
@@ -19,9 +18,10 @@ from supergraph.compose.applied import (
     JoinType,
     applied_directives,
     description_node,
+    join_implements,
     name_node,
-    shared_arguments,
 )
+from supergraph.compose.field_nodes import field_node
 from supergraph.compose.field_usage import PrunedFieldSets, RequiresUsage
 from supergraph.compose.merge import (
     FieldInGraph,
@@ -145,67 +145,24 @@ class ObjectBuilder:
             for f in self.from_interface_objects
             if f.name not in obj.fields
         )
-        implements = (
-            [
-                (graph, interface)
-                for graph, meta in obj.by_graph.items()
-                for interface in meta.interfaces
-            ]
-            if obj.interfaces
-            else []
-        )
         return ObjectTypeDefinitionNode(
             name=name_node(obj.name),
             description=description_node(obj.description),
             interfaces=tuple(NamedTypeNode(name=name_node(i)) for i in obj.interfaces),
             directives=applied_directives(
-                Applied(
-                    directives=obj.directives,
-                    join_types=self.join_types,
-                    join_implements=implements,
-                    tags=obj.tags,
-                    inaccessible=obj.inaccessible,
-                )
+                Applied(obj, join_types=self.join_types, join_implements=join_implements(obj))
             ),
             fields=tuple(fields),
         )
 
     def _interface_object_field_node(self, merged_field: MergedField) -> FieldDefinitionNode:
-        return FieldDefinitionNode(
-            name=name_node(merged_field.name),
-            type=parse_type(merged_field.type),
-            description=description_node(merged_field.description),
-            arguments=shared_arguments(merged_field),
-            directives=applied_directives(
-                Applied(
-                    directives=merged_field.directives,
-                    join_fields=[JoinField()],
-                    tags=merged_field.tags,
-                    inaccessible=merged_field.inaccessible,
-                    deprecated=merged_field.deprecated,
-                )
-            ),
-        )
+        return field_node(merged_field, [JoinField()], merged_field.description)
 
     def _field_node(self, merged_field: MergedField) -> FieldDefinitionNode:
         joins = self._join_fields(merged_field)
         if len(joins) == 1 and len(self.join_types) == 1 and joins[0].is_plain:
             joins = []
-        return FieldDefinitionNode(
-            name=name_node(merged_field.name),
-            type=parse_type(merged_field.type),
-            description=description_node(self._description_of(merged_field)),
-            arguments=shared_arguments(merged_field),
-            directives=applied_directives(
-                Applied(
-                    directives=merged_field.directives,
-                    join_fields=joins,
-                    tags=merged_field.tags,
-                    inaccessible=merged_field.inaccessible,
-                    deprecated=merged_field.deprecated,
-                )
-            ),
-        )
+        return field_node(merged_field, joins, self._description_of(merged_field))
 
     def _join_fields(self, merged_field: MergedField) -> list[JoinField]:
         obj, merged = self.obj, self.merged

@@ -3,7 +3,7 @@ order graphql-js visits a document."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from graphql import (
@@ -51,6 +51,7 @@ from supergraph.compose.model import (
     Key,
     ObjectTypeState,
     ScalarTypeState,
+    SchemaElement,
     Subgraph,
     SubgraphDefinitions,
     TypeState,
@@ -216,11 +217,6 @@ def _argument(directive: ConstDirectiveNode, name: str) -> Any:
 def _string_argument(directive: ConstDirectiveNode, name: str) -> str | None:
     value = _argument(directive, name)
     return value.value if isinstance(value, StringValueNode) else None
-
-
-def _description(node: Any) -> str | None:
-    description = getattr(node, "description", None)
-    return description.value if description is not None else None
 
 
 def _deprecation(directive: ConstDirectiveNode) -> Deprecation:
@@ -405,7 +401,9 @@ class _Reader:
                     self._get(name, ScalarTypeState).specified_by = url
             self._common_directive(directive, lambda: self._get(name, ScalarTypeState))
 
-    def _common_directive(self, directive: ConstDirectiveNode, target: Any) -> None:
+    def _common_directive(
+        self, directive: ConstDirectiveNode, target: Callable[[], SchemaElement]
+    ) -> None:
         """`@inaccessible`, `@tag` and composed directives, on whatever `target()` returns."""
         if directive.name.value in self.composed:
             target().directives.append(directive)
@@ -594,6 +592,14 @@ class _Reader:
         named = self._input_value_type(node, value)
         if enum_reference is not None and named in self.enum_names:
             self.enum_type(named).input_references[enum_reference] = None
+        self._value_metadata(node, value)
+
+    def _value_metadata(
+        self,
+        node: EnumValueDefinitionNode | InputValueDefinitionNode,
+        value: EnumValueState | InputValueState,
+    ) -> None:
+        """An enum value's or input value's description, `@deprecated` and common directives."""
         if node.description is not None:
             value.description = node.description.value
         for directive in node.directives or ():
@@ -656,17 +662,7 @@ class _Reader:
         if not isinstance(fields_value, StringValueNode):
             return
         output = fieldset.named_type(_type_string(node.type))
-        composites = self.definitions.composites
-        targets = (
-            [composites[output]]
-            if output in composites
-            else [
-                composites[member]
-                for member in self.definitions.union_members.get(output, ())
-                if member in composites
-            ]
-        )
-        for target in targets:
+        for target in self.definitions.composites_of(output):
             try:
                 selection = fieldset.parse_field_set(fields_value.value)
             except GraphQLError:
@@ -677,56 +673,50 @@ class _Reader:
             if record:
                 field.provides = fields_value.value
 
-    def _union(self, node: UnionTypeDefinitionNode | UnionTypeExtensionNode) -> None:
-        name = node.name.value
-        state: UnionTypeState = self._get(name, UnionTypeState)
-        if isinstance(node, UnionTypeDefinitionNode):
-            state.is_definition = True
+    def _defined_type(
+        self,
+        node: UnionTypeDefinitionNode
+        | UnionTypeExtensionNode
+        | EnumTypeDefinitionNode
+        | EnumTypeExtensionNode
+        | InputObjectTypeDefinitionNode
+        | InputObjectTypeExtensionNode,
+        state: Callable[[], UnionTypeState | EnumTypeState | InputObjectTypeState],
+    ) -> None:
+        """A union, enum or input object: its definition (not an extension) marks it defined
+        and brings its description; either brings `@tag`, `@inaccessible` and composed
+        directives. `state()` finds or adds the type's state (only when needed)."""
+        if isinstance(
+            node, UnionTypeDefinitionNode | EnumTypeDefinitionNode | InputObjectTypeDefinitionNode
+        ):
+            found = state()
+            found.is_definition = True
             if node.description is not None:
-                state.description = node.description.value
+                found.description = node.description.value
+        for directive in node.directives or ():
+            self._common_directive(directive, state)
+
+    def _union(self, node: UnionTypeDefinitionNode | UnionTypeExtensionNode) -> None:
+        state: UnionTypeState = self._get(node.name.value, UnionTypeState)
+        self._defined_type(node, lambda: state)
         for member in node.types or ():
             state.members[member.name.value] = None
-        for directive in node.directives or ():
-            self._common_directive(directive, lambda: state)
 
     def _enum(self, node: EnumTypeDefinitionNode | EnumTypeExtensionNode) -> None:
         name = node.name.value
-        if isinstance(node, EnumTypeDefinitionNode):
-            state = self.enum_type(name)
-            state.is_definition = True
-            if node.description is not None:
-                state.description = node.description.value
-        for directive in node.directives or ():
-            self._common_directive(directive, lambda: self.enum_type(name))
+        self._defined_type(node, lambda: self.enum_type(name))
         for value in node.values or ():
-            self._enum_value(value, name)
-
-    def _enum_value(self, node: EnumValueDefinitionNode, type_name: str) -> None:
-        value = self.enum_value(type_name, node.name.value)
-        if node.description is not None:
-            value.description = node.description.value
-        for directive in node.directives or ():
-            if directive.name.value == "deprecated":
-                value.deprecated = _deprecation(directive)
-            self._common_directive(directive, lambda: value)
+            self._value_metadata(value, self.enum_value(name, value.name.value))
 
     def _input(self, node: InputObjectTypeDefinitionNode | InputObjectTypeExtensionNode) -> None:
         name = node.name.value
-        if isinstance(node, InputObjectTypeDefinitionNode):
-            state = self.input_type(name)
-            state.is_definition = True
-            if node.description is not None:
-                state.description = node.description.value
-        for directive in node.directives or ():
-            self._common_directive(directive, lambda: self.input_type(name))
+        self._defined_type(node, lambda: self.input_type(name))
         for field_node in node.fields or ():
-            self._input_field(field_node, name)
-
-    def _input_field(self, node: InputValueDefinitionNode, type_name: str) -> None:
-        coordinate = f"{type_name}.{node.name.value}"
-        self._input_value(
-            node, self.input_field(type_name, node.name.value), enum_reference=coordinate
-        )
+            self._input_value(
+                field_node,
+                self.input_field(name, field_node.name.value),
+                enum_reference=f"{name}.{field_node.name.value}",
+            )
 
 
 def _is_extension(node: ObjectTypeDefinitionNode | ObjectTypeExtensionNode) -> bool:

@@ -3,13 +3,14 @@ error codes, worded as The Guild's composition words them."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 
 from supergraph.compose import fieldset
 from supergraph.compose.issues import CompositionIssue
 from supergraph.compose.merge import (
     FieldInGraph,
     MergedField,
+    MergedInputValue,
     MergedInterface,
     MergedObject,
     MergedSchema,
@@ -54,9 +55,26 @@ def _groups(merged: MergedSchema, by_type: dict[str, list[str]]) -> list[str]:
     ]
 
 
-def _but(groups: Sequence[str]) -> str:
+def _but(groups: Sequence[str], lead: str = "it has") -> str:
     first, second, *rest = groups
-    return f"it has {first} but {second}" + (f" and {' and '.join(rest)}" if rest else "")
+    return f"{lead} {first} but {second}" + (f" and {' and '.join(rest)}" if rest else "")
+
+
+def _type_mismatch(
+    merged: MergedSchema,
+    code: str,
+    coordinate: str,
+    by_type: dict[str, list[str]],
+    graphs: Iterable[str],
+    element: str = "field",
+) -> CompositionIssue:
+    return CompositionIssue(
+        code,
+        f'Type of {element} "{coordinate}" is incompatible across subgraphs: '
+        + _but(_groups(merged, by_type)),
+        _names(merged, graphs),
+        coordinate,
+    )
 
 
 # -- before merging --------------------------------------------------------------------------------
@@ -103,12 +121,10 @@ def same_type_kinds(subgraphs: Sequence[Subgraph]) -> list[CompositionIssue]:
             f'{kind} Type in subgraph{_plural(graphs)} "' + '", "'.join(graphs) + '"'
             for kind, graphs in by_kind.items()
         ]
-        first, second, *rest = groups
         issues.append(
             CompositionIssue(
                 "TYPE_KIND_MISMATCH",
-                f'Type "{name}" has mismatched kind: it is defined as {first} but {second}'
-                + (f" and {' and '.join(rest)}" if rest else ""),
+                f'Type "{name}" has mismatched kind: ' + _but(groups, "it is defined as"),
                 tuple(g for graphs in by_kind.values() for g in graphs),
                 name,
             )
@@ -176,14 +192,37 @@ def _output_field_types(
             return []
     coordinate = f"{type_name}.{merged_field.name}"
     return [
-        CompositionIssue(
-            "FIELD_TYPE_MISMATCH",
-            f'Type of field "{coordinate}" is incompatible across subgraphs: '
-            + _but(_groups(merged, by_type)),
-            _names(merged, merged_field.by_graph),
-            coordinate,
-        )
+        _type_mismatch(merged, "FIELD_TYPE_MISMATCH", coordinate, by_type, merged_field.by_graph)
     ]
+
+
+def _object_arguments(merged: MergedSchema) -> Iterator[tuple[str, MergedInputValue, list[str]]]:
+    """Every argument of an object type's field: coordinate, argument, the field's subgraphs."""
+    for obj in merged.objects.values():
+        for merged_field in obj.fields.values():
+            for arg in merged_field.args.values():
+                coordinate = f"{obj.name}.{merged_field.name}({arg.name}:)"
+                yield coordinate, arg, list(merged_field.by_graph)
+
+
+def _input_fields(merged: MergedSchema) -> Iterator[tuple[str, MergedInputValue, list[str]]]:
+    """Every input object field: coordinate, field, the input object's subgraphs."""
+    for input_object in merged.inputs.values():
+        for input_field in input_object.fields.values():
+            coordinate = f"{input_object.name}.{input_field.name}"
+            yield coordinate, input_field, list(input_object.by_graph)
+
+
+def _input_value_types(
+    merged: MergedSchema, value: MergedInputValue, code: str, coordinate: str, element: str
+) -> list[CompositionIssue]:
+    """An argument or input field has one type everywhere, but for the non-null merge took."""
+    by_type: dict[str, list[str]] = {}
+    for graph, meta in value.by_graph.items():
+        by_type.setdefault(_normalized_input(value.type, meta.type), []).append(graph)
+    if len(by_type) < 2:
+        return []
+    return [_type_mismatch(merged, code, coordinate, by_type, value.by_graph, element)]
 
 
 def field_types_match(merged: MergedSchema) -> list[CompositionIssue]:
@@ -196,44 +235,19 @@ def field_types_match(merged: MergedSchema) -> list[CompositionIssue]:
     for composite in composites:
         for merged_field in composite.fields.values():
             issues.extend(_output_field_types(merged, composite.name, merged_field))
-    for input_object in merged.inputs.values():
-        for input_field in input_object.fields.values():
-            by_type: dict[str, list[str]] = {}
-            for graph, meta in input_field.by_graph.items():
-                by_type.setdefault(_normalized_input(input_field.type, meta.type), []).append(graph)
-            if len(by_type) > 1:
-                coordinate = f"{input_object.name}.{input_field.name}"
-                issues.append(
-                    CompositionIssue(
-                        "FIELD_TYPE_MISMATCH",
-                        f'Type of field "{coordinate}" is incompatible across subgraphs: '
-                        + _but(_groups(merged, by_type)),
-                        _names(merged, input_field.by_graph),
-                        coordinate,
-                    )
-                )
+    for coordinate, input_field, _ in _input_fields(merged):
+        issues.extend(
+            _input_value_types(merged, input_field, "FIELD_TYPE_MISMATCH", coordinate, "field")
+        )
     return issues
 
 
 def argument_types_match(merged: MergedSchema) -> list[CompositionIssue]:
     issues: list[CompositionIssue] = []
-    for obj in merged.objects.values():
-        for merged_field in obj.fields.values():
-            for arg in merged_field.args.values():
-                by_type: dict[str, list[str]] = {}
-                for graph, meta in arg.by_graph.items():
-                    by_type.setdefault(_normalized_input(arg.type, meta.type), []).append(graph)
-                if len(by_type) > 1:
-                    coordinate = f"{obj.name}.{merged_field.name}({arg.name}:)"
-                    issues.append(
-                        CompositionIssue(
-                            "FIELD_ARGUMENT_TYPE_MISMATCH",
-                            f'Type of argument "{coordinate}" is incompatible across subgraphs: '
-                            + _but(_groups(merged, by_type)),
-                            _names(merged, arg.by_graph),
-                            coordinate,
-                        )
-                    )
+    for coordinate, arg, _ in _object_arguments(merged):
+        issues.extend(
+            _input_value_types(merged, arg, "FIELD_ARGUMENT_TYPE_MISMATCH", coordinate, "argument")
+        )
     return issues
 
 
@@ -332,54 +346,43 @@ def input_objects_not_empty(merged: MergedSchema) -> list[CompositionIssue]:
     ]
 
 
-def required_arguments_everywhere(merged: MergedSchema) -> list[CompositionIssue]:
+def _required_everywhere(
+    merged: MergedSchema,
+    value: MergedInputValue,
+    owner_graphs: Sequence[str],
+    code: str,
+    coordinate: str,
+    element: str,
+) -> list[CompositionIssue]:
+    """A required argument or input field is in every subgraph that has its field or type."""
+    if not value.type.endswith("!") or len(value.by_graph) == len(owner_graphs):
+        return []
+    required = [g for g, meta in value.by_graph.items() if meta.type.endswith("!")]
+    missing = [g for g in owner_graphs if g not in value.by_graph]
+    return [
+        CompositionIssue(
+            code,
+            f'{element} "{coordinate}" is required in some subgraphs but does not appear in all '
+            f'subgraphs: it is required in subgraph{_plural(required)} "'
+            + '", "'.join(_names(merged, required))
+            + f'" but does not appear in subgraph{_plural(missing)} "'
+            + '", "'.join(_names(merged, missing))
+            + '"',
+            _names(merged, missing),
+            coordinate,
+        )
+    ]
+
+
+def required_input_values_everywhere(merged: MergedSchema) -> list[CompositionIssue]:
     issues: list[CompositionIssue] = []
-    for obj in merged.objects.values():
-        for merged_field in obj.fields.values():
-            for arg in merged_field.args.values():
-                if not arg.type.endswith("!") or len(arg.by_graph) == len(merged_field.by_graph):
-                    continue
-                required = [g for g, a in arg.by_graph.items() if a.type.endswith("!")]
-                missing = [g for g in merged_field.by_graph if g not in arg.by_graph]
-                coordinate = f"{obj.name}.{merged_field.name}({arg.name}:)"
-                issues.append(
-                    CompositionIssue(
-                        "REQUIRED_ARGUMENT_MISSING_IN_SOME_SUBGRAPH",
-                        f'Argument "{coordinate}" is required in some subgraphs but does not '
-                        f'appear in all subgraphs: it is required in subgraph{_plural(required)} "'
-                        + '", "'.join(_names(merged, required))
-                        + f'" but does not appear in subgraph{_plural(missing)} "'
-                        + '", "'.join(_names(merged, missing))
-                        + '"',
-                        _names(merged, missing),
-                        coordinate,
-                    )
-                )
-    for input_object in merged.inputs.values():
-        if len(input_object.by_graph) == 1:
-            continue
-        for input_field in input_object.fields.values():
-            if not input_field.type.endswith("!") or len(input_field.by_graph) == len(
-                input_object.by_graph
-            ):
-                continue
-            required = [g for g, f in input_field.by_graph.items() if f.type.endswith("!")]
-            missing = [g for g in input_object.by_graph if g not in input_field.by_graph]
-            coordinate = f"{input_object.name}.{input_field.name}"
-            issues.append(
-                CompositionIssue(
-                    "REQUIRED_INPUT_FIELD_MISSING_IN_SOME_SUBGRAPH",
-                    f'Input object field "{coordinate}" is required in some subgraphs but does '
-                    f"not appear in all subgraphs: it is required in subgraph{_plural(required)} "
-                    '"'
-                    + '", "'.join(_names(merged, required))
-                    + f'" but does not appear in subgraph{_plural(missing)} "'
-                    + '", "'.join(_names(merged, missing))
-                    + '"',
-                    _names(merged, missing),
-                    coordinate,
-                )
-            )
+    for coordinate, arg, graphs in _object_arguments(merged):
+        code = "REQUIRED_ARGUMENT_MISSING_IN_SOME_SUBGRAPH"
+        issues.extend(_required_everywhere(merged, arg, graphs, code, coordinate, "Argument"))
+    for coordinate, input_field, graphs in _input_fields(merged):
+        code = "REQUIRED_INPUT_FIELD_MISSING_IN_SOME_SUBGRAPH"
+        element = "Input object field"
+        issues.extend(_required_everywhere(merged, input_field, graphs, code, coordinate, element))
     return issues
 
 
@@ -678,7 +681,7 @@ SUPERGRAPH_RULES: Sequence[SupergraphRule] = (
     single_override,
     external_has_base,
     input_objects_not_empty,
-    required_arguments_everywhere,
+    required_input_values_everywhere,
     interface_object_has_interface,
     entity_interfaces_implemented,
     external_types_match,
