@@ -16,6 +16,7 @@ from supergraph.execute.merge import (
     client_error,
     deep_merge,
     objects_at,
+    paths_of,
     representation,
 )
 from supergraph.model import Supergraph
@@ -78,9 +79,9 @@ class PlanExecutor:
         if not targets:
             return
         representations: list[dict[str, Any]] = []
-        owners: list[list[tuple[dict[str, Any], ResponsePath]]] = []
+        owners: list[list[dict[str, Any]]] = []
         index: dict[bytes, int] = {}
-        for obj, path in targets:
+        for obj in targets:
             rep = representation(obj, node.requires, node.representation_typename)
             if rep is None:
                 continue
@@ -90,7 +91,7 @@ class PlanExecutor:
                 index[key] = position = len(representations)
                 representations.append(rep)
                 owners.append([])
-            owners[position].append((obj, path))
+            owners[position].append(obj)
         if not representations:
             return
         variables: dict[str, Any] = {"representations": representations}
@@ -108,18 +109,22 @@ class PlanExecutor:
                     continue
                 if drop_typename:
                     entity = {k: v for k, v in entity.items() if k != "__typename"}
-                for obj, _ in owners[position]:
+                for obj in owners[position]:
                     deep_merge(obj, entity)
-        if response.failed or (entities is None and not response.errors):
-            for obj_path in (p for group in owners for _, p in group):
-                state.error_paths.append(obj_path)
+        failed = response.failed or (entities is None and not response.errors)
+        if not failed and not response.errors:
+            return
+        paths = paths_of(state.data, flatten.path)
+        owner_paths = [[paths.get(id(obj), []) for obj in group] for group in owners]
+        if failed:
+            state.error_paths += [p for group in owner_paths for p in group]
         for error in response.errors:
-            self._entity_error(error, owners, state, failed=response.failed)
+            self._entity_error(error, owner_paths, state, failed=response.failed)
 
     def _entity_error(
         self,
         error: dict[str, Any],
-        owners: list[list[tuple[dict[str, Any], ResponsePath]]],
+        owners: list[list[ResponsePath]],
         state: ExecutionState,
         *,
         failed: bool,
@@ -132,16 +137,15 @@ class PlanExecutor:
             and isinstance(path[1], int)
             and 0 <= path[1] < len(owners)
         ):
-            for _, owner_path in owners[path[1]]:
+            for owner_path in owners[path[1]]:
                 client_path = [*owner_path, *path[2:]]
                 state.errors.append(client_error(error, client_path))
                 state.error_paths.append(client_path)
             return
-        first = owners[0][0][1] if owners and owners[0] else None
+        first = owners[0][0] if owners and owners[0] else None
         state.errors.append(client_error(error, first if failed else None))
         for group in owners:
-            for _, owner_path in group:
-                state.error_paths.append(owner_path)
+            state.error_paths += group
 
     def _is_interface_object(self, node: FetchNode) -> bool:
         typename = node.representation_typename

@@ -11,8 +11,31 @@ from supergraph.selections import Field, Selection
 ResponsePath = list[str | int]
 
 
-def objects_at(data: Any, path: Sequence[str]) -> list[tuple[dict[str, Any], ResponsePath]]:
-    """Every object at a plan path, with its concrete response path (list indexes filled in)."""
+def objects_at(data: Any, path: Sequence[str]) -> list[dict[str, Any]]:
+    """Every object at a plan path (`@` walks list items, `|A,B` keeps those typenames)."""
+    current: list[Any] = [data]
+    for segment in path:
+        following: list[Any] = []
+        if segment == "@":
+            for value in current:
+                if isinstance(value, list):
+                    following += [item for item in value if item is not None]
+        elif segment.startswith("|"):
+            types = set(segment[1:].split(","))
+            following = [v for v in current if isinstance(v, dict) and v.get("__typename") in types]
+        else:
+            for value in current:
+                if isinstance(value, dict):
+                    child = value.get(segment)
+                    if child is not None:
+                        following.append(child)
+        current = following
+    return [value for value in current if isinstance(value, dict)]
+
+
+def paths_of(data: Any, path: Sequence[str]) -> dict[int, ResponsePath]:
+    """The concrete response path (list indexes filled in) of every object at a plan path,
+    by object identity. Only needed when there are errors to re-path, so built lazily."""
     current: list[tuple[Any, ResponsePath]] = [(data, [])]
     for segment in path:
         following: list[tuple[Any, ResponsePath]] = []
@@ -25,9 +48,7 @@ def objects_at(data: Any, path: Sequence[str]) -> list[tuple[dict[str, Any], Res
         elif segment.startswith("|"):
             types = set(segment[1:].split(","))
             following = [
-                (value, at)
-                for value, at in current
-                if isinstance(value, dict) and value.get("__typename") in types
+                (v, at) for v, at in current if isinstance(v, dict) and v.get("__typename") in types
             ]
         else:
             for value, at in current:
@@ -36,7 +57,7 @@ def objects_at(data: Any, path: Sequence[str]) -> list[tuple[dict[str, Any], Res
                     if child is not None:
                         following.append((child, [*at, segment]))
         current = following
-    return [(value, at) for value, at in current if isinstance(value, dict)]
+    return {id(value): at for value, at in current if isinstance(value, dict)}
 
 
 class _Missing(Exception):
