@@ -25,4 +25,8 @@ class EdgeError(Exception):
         self.extensions = dict(extensions or {})
 
     def body(self) -> dict[str, Any]:
-        return {"errors": [{"message": self.message, "extensions": {"code": self.code, **self.extensions}}]}
+        return {
+            "errors": [
+                {"message": self.message, "extensions": {"code": self.code, **self.extensions}}
+            ]
+        }

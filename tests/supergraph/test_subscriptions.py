@@ -153,12 +153,15 @@ async def test_two_hundred_subscribers_get_every_event_in_order(stack: dict[str,
 
 
 async def test_sse_streams_events_then_ends_when_the_client_leaves(stack: dict[str, str]) -> None:
-    async with httpx.AsyncClient(timeout=30) as http, http.stream(
-        "POST",
-        stack["router"],
-        json={"query": MESSAGES, "variables": {"topic": "sse"}},
-        headers={"accept": "text/event-stream"},
-    ) as response:
+    async with (
+        httpx.AsyncClient(timeout=30) as http,
+        http.stream(
+            "POST",
+            stack["router"],
+            json={"query": MESSAGES, "variables": {"topic": "sse"}},
+            headers={"accept": "text/event-stream"},
+        ) as response,
+    ):
         assert response.headers["content-type"].startswith("text/event-stream")
         await wait_for_subscribers(stack, "sse", 1)
         await publish(stack, "sse", count=3)
