@@ -1,11 +1,21 @@
-"""The router's HTTP face: `POST /graphql` and `GET /graphql` over the pipeline, plus health."""
+"""The router's HTTP face. A GraphQL request passes the edge in a fixed order:
+
+    request id → security headers / CORS → auth (JWT) → [rate limits] → [persisted queries]
+    → [limits] → pipeline (parse → validate → plan → execute → shape)
+
+Bracketed stages attach here as they land. Plus `/health`, `/ready` and `/metrics`.
+"""
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import gc
+import os
+import time
 import uuid
 from collections.abc import AsyncIterator, Mapping
+from dataclasses import dataclass
 from typing import Any
 
 import orjson
@@ -13,11 +23,18 @@ from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route, WebSocketRoute
+from starlette.types import ASGIApp
 from starlette.websockets import WebSocket
 
+from subgraphs.kernel.graphql import client_ip
 from subgraphs.kernel.http import RequestIdMiddleware
 from subgraphs.kernel.logging import request_id_var
 from supergraph.config import subgraph_endpoints
+from supergraph.edge.auth import EdgeAuth
+from supergraph.edge.errors import EdgeError
+from supergraph.edge.headers import with_edge_headers
+from supergraph.edge.telemetry import CONTENT_TYPE as METRICS_CONTENT_TYPE
+from supergraph.edge.telemetry import Telemetry
 from supergraph.execute import Fetcher
 from supergraph.model import load_supergraph
 from supergraph.pipeline import RequestError, Router
@@ -34,10 +51,16 @@ FORWARDED_HEADERS = (
 )
 QUERY_PLAN_HEADER = "x-reelgraph-query-plan"
 GRAPHQL_RESPONSE = "application/graphql-response+json"
+READY_TIMEOUT = 2.0
 
 
-def _json(body: Any, status: int = 200, media_type: str = "application/json") -> Response:
-    return Response(orjson.dumps(body), status_code=status, media_type=media_type)
+def _json(
+    body: Any,
+    status: int = 200,
+    media_type: str = "application/json",
+    headers: Mapping[str, str] | None = None,
+) -> Response:
+    return Response(orjson.dumps(body), status_code=status, media_type=media_type, headers=headers)
 
 
 def _bad_request(message: str) -> Response:
@@ -45,11 +68,19 @@ def _bad_request(message: str) -> Response:
 
 
 def _media_type(request: Request) -> str:
-    return (
-        GRAPHQL_RESPONSE
-        if GRAPHQL_RESPONSE in request.headers.get("accept", "")
-        else "application/json"
-    )
+    accept = request.headers.get("accept", "")
+    return GRAPHQL_RESPONSE if GRAPHQL_RESPONSE in accept else "application/json"
+
+
+@dataclass
+class Edge:
+    """The router's edge configuration and long-lived parts."""
+
+    auth: EdgeAuth
+    telemetry: Telemetry
+    subscription_limits: SubscriptionLimits
+    trusted_proxies: frozenset[str]
+    dev: bool = False
 
 
 def create_router_app(
@@ -59,30 +90,51 @@ def create_router_app(
     dev: bool = False,
     dedupe: bool = True,
     introspection: bool = True,
-) -> RequestIdMiddleware:
+) -> ASGIApp:
+    env = os.environ if environ is None else environ
     supergraph = load_supergraph(supergraph_sdl)
-    fetcher = Fetcher(subgraph_endpoints(supergraph, environ), dedupe=dedupe)
+    edge = Edge(
+        auth=EdgeAuth.from_env(env),
+        telemetry=Telemetry(),
+        subscription_limits=SubscriptionLimits(
+            per_connection=int(env.get("REELGRAPH_SUBSCRIPTIONS_PER_CONNECTION", "100")),
+            per_user=int(env.get("REELGRAPH_SUBSCRIPTIONS_PER_USER", "500")),
+        ),
+        trusted_proxies=frozenset(
+            p.strip() for p in env.get("REELGRAPH_TRUSTED_PROXIES", "127.0.0.1,::1").split(",")
+        ),
+        dev=dev,
+    )
+    fetcher = Fetcher(
+        subgraph_endpoints(supergraph, env), dedupe=dedupe, observer=edge.telemetry.record_fetch
+    )
     router = Router(supergraph_sdl, fetcher, introspection=introspection)
+    edge.telemetry.watch_caches(
+        lambda: {"documents": router.documents, "plans": router.plans}  # type: ignore[dict-item]
+    )
 
-    limits = SubscriptionLimits()
+    async def forwarded(request: Request | WebSocket) -> dict[str, str]:
+        headers = {k: v for k in FORWARDED_HEADERS if (v := request.headers.get(k))}
+        headers["x-request-id"] = request_id_var.get() or uuid.uuid4().hex
+        return headers
 
-    async def authenticate(
-        websocket: WebSocket, payload: Mapping[str, Any]
-    ) -> tuple[dict[str, str], str | None]:
-        headers = {k: v for k in FORWARDED_HEADERS if (v := websocket.headers.get(k))}
-        token = payload.get("authorization") or payload.get("Authorization")
-        if isinstance(token, str) and token:
-            headers["authorization"] = token
-        headers["x-request-id"] = uuid.uuid4().hex
-        return headers, None
-
-    async def graphql_ws(websocket: WebSocket) -> None:
-        connection = Connection(
-            websocket, router, authenticate, limits, init_timeout=10, keep_alive=15
-        )
-        await connection.run()
+    # --- HTTP --------------------------------------------------------------------------
 
     async def run(
+        request: Request, params: Mapping[str, Any], *, allow_mutations: bool
+    ) -> Response:
+        started = time.perf_counter()
+        operation_name = params.get("operationName")
+        outcome = "error"
+        try:
+            response = await _run(request, params, allow_mutations=allow_mutations)
+            outcome = "success" if response.status_code < 400 else "rejected"
+            return response
+        finally:
+            label = operation_name if isinstance(operation_name, str) else None
+            edge.telemetry.record_request(label, outcome, time.perf_counter() - started)
+
+    async def _run(
         request: Request, params: Mapping[str, Any], *, allow_mutations: bool
     ) -> Response:
         query = params.get("query")
@@ -94,15 +146,18 @@ def create_router_app(
             return _bad_request("'variables' must be an object.")
         if operation_name is not None and not isinstance(operation_name, str):
             return _bad_request("'operationName' must be a string.")
-        headers = {k: v for k in FORWARDED_HEADERS if (v := request.headers.get(k))}
-        headers["x-request-id"] = request_id_var.get() or uuid.uuid4().hex
+        media_type = _media_type(request)
+        try:
+            await edge.auth.authenticate(request.headers.get("authorization"))
+        except EdgeError as error:
+            return _json(error.body(), error.status, media_type, error.headers)
+        headers = await forwarded(request)
         if sse_protocol.MEDIA_TYPE in request.headers.get("accept", ""):
             try:
                 router.prepare(query, operation_name)
             except RequestError as error:
                 return _json({"errors": error.errors}, 400)
             return stream_response(router, query, variables, operation_name, headers=headers)
-        media_type = _media_type(request)
         try:
             body = await router.execute(
                 query,
@@ -110,10 +165,10 @@ def create_router_app(
                 operation_name,
                 headers=headers,
                 allow_mutations=allow_mutations,
-                include_plan=dev and request.headers.get(QUERY_PLAN_HEADER) == "true",
+                include_plan=edge.dev and request.headers.get(QUERY_PLAN_HEADER) == "true",
             )
         except RequestError as error:
-            status = error.status if media_type == GRAPHQL_RESPONSE or error.status >= 405 else 200
+            status = error.status if media_type == GRAPHQL_RESPONSE else 200
             if error.status == 405:
                 status = 405
             return _json({"errors": error.errors}, status, media_type)
@@ -130,15 +185,59 @@ def create_router_app(
 
     async def graphql_get(request: Request) -> Response:
         params: dict[str, Any] = dict(request.query_params)
-        if "variables" in params:
-            try:
-                params["variables"] = orjson.loads(params["variables"])
-            except orjson.JSONDecodeError:
-                return _bad_request("'variables' is not valid JSON.")
+        for key in ("variables", "extensions"):
+            if key in params:
+                try:
+                    params[key] = orjson.loads(params[key])
+                except orjson.JSONDecodeError:
+                    return _bad_request(f"'{key}' is not valid JSON.")
         return await run(request, params, allow_mutations=False)
+
+    # --- WebSocket ---------------------------------------------------------------------
+
+    async def authenticate(
+        websocket: WebSocket, payload: Mapping[str, Any]
+    ) -> tuple[dict[str, str], str | None]:
+        headers = await forwarded(websocket)
+        token = payload.get("authorization") or payload.get("Authorization")
+        if isinstance(token, str) and token:
+            headers["authorization"] = token
+        try:
+            claims = await edge.auth.authenticate(headers.get("authorization"))
+        except EdgeError as error:
+            raise PermissionError(error.message) from None
+        # Unverified routers count subscriptions per connection only.
+        user = claims.subject if claims is not None else None
+        return headers, user
+
+    async def graphql_ws(websocket: WebSocket) -> None:
+        connection = Connection(
+            websocket,
+            router,
+            authenticate,
+            edge.subscription_limits,
+            init_timeout=10,
+            keep_alive=15,
+        )
+        await connection.run()
+
+    # --- operations --------------------------------------------------------------------
 
     async def health(_: Request) -> Response:
         return _json({"status": "ok"})
+
+    async def ready(_: Request) -> Response:
+        """Ready when the supergraph is loaded and every subgraph answers `{ __typename }`."""
+        names = sorted(fetcher.endpoints)
+        results = await asyncio.gather(*(fetcher.probe(name, READY_TIMEOUT) for name in names))
+        subgraphs = dict(zip(names, results, strict=True))
+        ok = all(result == "ok" for result in results)
+        body = {"status": "ready" if ok else "unavailable", "subgraphs": subgraphs}
+        return _json(body, 200 if ok else 503)
+
+    async def metrics(_: Request) -> Response:
+        edge.telemetry.subscriptions.set(edge.subscription_limits.open)
+        return Response(edge.telemetry.exposition(), media_type=METRICS_CONTENT_TYPE)
 
     @contextlib.asynccontextmanager
     async def lifespan(_: Starlette) -> AsyncIterator[None]:
@@ -148,15 +247,20 @@ def create_router_app(
         gc.freeze()
         yield
         await fetcher.close()
+        await edge.auth.close()
 
     app = Starlette(
         routes=[
             Route("/graphql", graphql_post, methods=["POST"]),
             Route("/graphql", graphql_get, methods=["GET"]),
-            Route("/health", health, methods=["GET"]),
             WebSocketRoute("/graphql", graphql_ws),
+            Route("/health", health, methods=["GET"]),
+            Route("/ready", ready, methods=["GET"]),
+            Route("/metrics", metrics, methods=["GET"]),
         ],
         lifespan=lifespan,
     )
     app.state.router = router
-    return RequestIdMiddleware(app)
+    app.state.edge = edge
+    app.state.client_ip = lambda request: client_ip(request, edge.trusted_proxies)
+    return RequestIdMiddleware(with_edge_headers(app, env))

@@ -4,7 +4,8 @@ deduplication of identical requests. Transport failures become GraphQL errors, n
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Mapping
+import time
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -36,8 +37,11 @@ class Fetcher:
         *,
         dedupe: bool = True,
         max_connections: int = 256,
+        observer: Callable[[str, float, str | None], None] | None = None,
     ) -> None:
         self.endpoints = dict(endpoints)
+        # Told (subgraph, seconds, error code or None) after every request: telemetry.
+        self.observer = observer
         self.dedupe = dedupe
         self.max_connections = max_connections
         self._session: aiohttp.ClientSession | None = None
@@ -91,6 +95,20 @@ class Fetcher:
     async def _send(
         self, endpoint: SubgraphEndpoint, body: bytes, headers: Mapping[str, str]
     ) -> SubgraphResponse:
+        started = time.perf_counter()
+        result = await self._post(endpoint, body, headers)
+        if self.observer is not None:
+            code = None
+            if result.failed:
+                code = str(result.errors[0].get("extensions", {}).get("code", "FAILED"))
+            elif result.errors:
+                code = "GRAPHQL_ERRORS"
+            self.observer(endpoint.name, time.perf_counter() - started, code)
+        return result
+
+    async def _post(
+        self, endpoint: SubgraphEndpoint, body: bytes, headers: Mapping[str, str]
+    ) -> SubgraphResponse:
         timeout = aiohttp.ClientTimeout(total=endpoint.timeout)
         try:
             async with self._client().post(
@@ -111,6 +129,16 @@ class Fetcher:
                 f"Subgraph '{endpoint.name}' could not be reached.",
             )
         return _parse(endpoint, status, content)
+
+    async def probe(self, service: str, within: float) -> str:
+        """`ok` when a subgraph answers `{ __typename }` in time, otherwise why not."""
+        endpoint = self.endpoints[service]
+        probe = SubgraphEndpoint(endpoint.name, endpoint.url, min(endpoint.timeout, within))
+        result = await self._post(probe, b'{"query":"{ __typename }"}', _JSON_HEADERS)
+        if result.failed or result.data is None:
+            code = result.errors[0].get("extensions", {}).get("code") if result.errors else None
+            return str(code or "UNAVAILABLE")
+        return "ok"
 
     async def close(self) -> None:
         if self._session is not None:

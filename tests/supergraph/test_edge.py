@@ -1,0 +1,174 @@
+"""Edge features of the router process over real subgraph processes: JWT verification before
+any subgraph is called, CORS and security headers, `/ready` and `/metrics`."""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from websockets.asyncio.client import connect
+from websockets.exceptions import ConnectionClosed
+
+from tests.support.processes import ServiceProcess, environment
+from tests.supergraph.conftest import failing_subgraph, run_router
+
+ROOT = Path(__file__).resolve().parents[2]
+FAILING = Path(__file__).parent / "failing" / "supergraph.graphql"
+
+
+@pytest.fixture(scope="module")
+def product(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
+    """The auth service, and our router over the product supergraph verifying tokens."""
+    tmp = tmp_path_factory.mktemp("edge")
+    with environment(tmp, database="sqlite", bus="local") as env:
+        auth = ServiceProcess("auth", env).start()
+        try:
+            sdl = re.sub(
+                r'(@join__graph\(name: "auth", url: )"[^"]*"',
+                rf'\1"{auth.url}/graphql"',
+                (ROOT / "schema" / "supergraph.graphql").read_text(),
+            )
+            supergraph = tmp / "supergraph.graphql"
+            supergraph.write_text(sdl)
+            with run_router(
+                supergraph,
+                {},
+                tmp,
+                REELGRAPH_ROUTER_JWKS_URL=f"{auth.url}/.well-known/jwks.json",
+                REELGRAPH_CORS_ORIGINS="https://app.example",
+            ) as router:
+                register = 'mutation { register(input: {email: "edge@example.com", password: "long enough pw", handle: "edgy", displayName: "Edge"}) { accessToken } }'
+                token = httpx.post(router, json={"query": register}).json()["data"]["register"][
+                    "accessToken"
+                ]
+                yield {"router": router, "auth": auth, "token": token}
+        finally:
+            auth.stop()
+
+
+def _auth_requests(auth: ServiceProcess) -> int:
+    return auth.log().count('"path":"/graphql"')
+
+
+def test_a_bad_token_is_refused_before_any_subgraph_is_called(product: dict[str, Any]) -> None:
+    before = _auth_requests(product["auth"])
+    for header in ("Bearer not.a.jwt", "Basic abc", f"Bearer {product['token']}x"):
+        response = httpx.post(
+            product["router"],
+            json={"query": "{ me { handle } }"},
+            headers={"authorization": header},
+        )
+        assert response.status_code == 401, response.text
+        assert response.json()["errors"][0]["extensions"]["code"] == "UNAUTHENTICATED"
+        assert response.headers["www-authenticate"].startswith("Bearer")
+    assert _auth_requests(product["auth"]) == before
+
+
+def test_a_good_token_reaches_the_subgraph_which_verifies_it_again(product: dict[str, Any]) -> None:
+    body = httpx.post(
+        product["router"],
+        json={"query": "{ me { handle } }"},
+        headers={"authorization": f"Bearer {product['token']}"},
+    ).json()
+    assert body == {"data": {"me": {"handle": "edgy"}}}
+    anonymous = httpx.post(product["router"], json={"query": "{ me { handle } }"}).json()
+    assert anonymous == {"data": {"me": None}}
+
+
+async def test_websocket_connections_verify_the_init_token(product: dict[str, Any]) -> None:
+    url = product["router"].replace("http://", "ws://")
+    async with connect(url, subprotocols=["graphql-transport-ws"]) as socket:  # type: ignore[list-item]
+        await socket.send(
+            json.dumps(
+                {
+                    "type": "connection_init",
+                    "payload": {"authorization": "Bearer forged.token.here"},
+                }
+            )
+        )
+        with pytest.raises(ConnectionClosed) as closed:
+            await socket.recv()
+        assert closed.value.rcvd is not None and closed.value.rcvd.code == 4403
+    async with connect(url, subprotocols=["graphql-transport-ws"]) as socket:  # type: ignore[list-item]
+        await socket.send(
+            json.dumps(
+                {
+                    "type": "connection_init",
+                    "payload": {"authorization": f"Bearer {product['token']}"},
+                }
+            )
+        )
+        assert json.loads(await socket.recv()) == {"type": "connection_ack"}
+        await socket.send(
+            json.dumps({"type": "subscribe", "id": "1", "payload": {"query": "{ me { handle } }"}})
+        )
+        assert json.loads(await socket.recv())["payload"] == {"data": {"me": {"handle": "edgy"}}}
+
+
+def test_security_headers_and_cors_allow_list(product: dict[str, Any]) -> None:
+    plain = httpx.post(product["router"], json={"query": "{ __typename }"})
+    assert plain.headers["x-content-type-options"] == "nosniff"
+    assert plain.headers["x-frame-options"] == "DENY"
+    allowed = httpx.options(
+        product["router"],
+        headers={
+            "origin": "https://app.example",
+            "access-control-request-method": "POST",
+            "access-control-request-headers": "authorization,content-type",
+        },
+    )
+    assert allowed.status_code == 200
+    assert allowed.headers["access-control-allow-origin"] == "https://app.example"
+    refused = httpx.options(
+        product["router"],
+        headers={"origin": "https://evil.example", "access-control-request-method": "POST"},
+    )
+    assert "access-control-allow-origin" not in refused.headers
+    simple = httpx.post(
+        product["router"],
+        json={"query": "{ __typename }"},
+        headers={"origin": "https://evil.example"},
+    )
+    assert "access-control-allow-origin" not in simple.headers
+
+
+def test_metrics_count_requests_fetches_and_caches(product: dict[str, Any]) -> None:
+    for _ in range(3):
+        httpx.post(
+            product["router"], json={"query": "query Who { me { handle } }", "operationName": "Who"}
+        )
+    httpx.post(product["router"], json={"query": "{ nope }"})
+    text = httpx.get(product["router"].replace("/graphql", "/metrics")).text
+    assert re.search(
+        r'reelgraph_router_requests_total\{operation="Who",outcome="success"\} 3\.0', text
+    ), text
+    assert 'reelgraph_router_subgraph_fetch_duration_seconds_count{subgraph="auth"}' in text
+    hits = re.search(r'reelgraph_router_cache_hits_total\{cache="plans"\} (\d+)', text)
+    assert hits is not None and int(hits.group(1)) >= 2
+    assert "reelgraph_router_active_subscriptions 0.0" in text
+
+
+def test_ready_reports_each_subgraph(tmp_path: Path) -> None:
+    with failing_subgraph("stable", "ok", tmp_path) as stable:
+        with run_router(
+            FAILING, {"stable": stable, "flaky": "http://127.0.0.1:9/graphql"}, tmp_path
+        ) as router:
+            base = router.removesuffix("/graphql")
+            assert httpx.get(f"{base}/health").json() == {"status": "ok"}
+            down = httpx.get(f"{base}/ready")
+            assert down.status_code == 503
+            assert down.json() == {
+                "status": "unavailable",
+                "subgraphs": {"flaky": "SUBGRAPH_UNAVAILABLE", "stable": "ok"},
+            }
+        with (
+            failing_subgraph("flaky", "ok", tmp_path) as flaky,
+            run_router(FAILING, {"stable": stable, "flaky": flaky}, tmp_path) as router,
+        ):
+            up = httpx.get(router.replace("/graphql", "/ready"))
+            assert up.status_code == 200 and up.json()["status"] == "ready"
