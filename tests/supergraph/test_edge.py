@@ -14,8 +14,8 @@ import pytest
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed
 
-from tests.support.processes import ServiceProcess, environment
 from tests.supergraph.conftest import failing_subgraph, run_router
+from tests.support.processes import ServiceProcess, environment
 
 ROOT = Path(__file__).resolve().parents[2]
 FAILING = Path(__file__).parent / "failing" / "supergraph.graphql"
