@@ -141,7 +141,9 @@ def router(
     settings = Settings()
     configure_logging("router", settings.log_level)
     with open(supergraph_path) as fh:
-        app = create_router_app(fh.read(), dev=dev, dedupe=not no_dedupe)
+        app = create_router_app(
+            fh.read(), dev=dev, dedupe=not no_dedupe, supergraph_path=supergraph_path
+        )
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: sys.exit(0))
     uvicorn.run(
@@ -292,3 +294,44 @@ def compose_command(from_urls: bool, out: Path, check: bool) -> None:
     for name, text in files.items():
         (out / name).write_text(text + "\n")
         click.echo(f"wrote {out / name}")
+
+
+@main.group()
+def persisted() -> None:
+    """Build the persisted query manifests the router safelists (docs/persisted-queries.md)."""
+
+
+@persisted.command("extract")
+@click.argument("sources", nargs=-1, required=True, type=click.Path(exists=True, path_type=Path))
+@click.option(
+    "-o",
+    "--output",
+    default="-",
+    show_default=True,
+    help="Manifest file to write; - for standard output.",
+)
+@click.option(
+    "--supergraph",
+    "supergraph_path",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    default=None,
+    help="Validate every operation against this supergraph's API schema.",
+)
+def persisted_extract(sources: tuple[Path, ...], output: str, supergraph_path: Path | None) -> None:
+    """Write an Apollo persisted query manifest from the .graphql files under SOURCES.
+
+    One entry per named operation, with the fragments it uses; id = SHA-256 of the body.
+    """
+    from supergraph.edge.persisted_manifest import ManifestError, extract_manifest
+    from supergraph.model import build_api_schema
+
+    api_schema = build_api_schema(supergraph_path.read_text()) if supergraph_path else None
+    try:
+        manifest = extract_manifest(sources, api_schema)
+    except ManifestError as error:
+        raise click.ClickException(str(error)) from None
+    if output == "-":
+        click.echo(manifest.to_json(), nl=False)
+        return
+    Path(output).write_text(manifest.to_json())
+    click.echo(f"wrote {output} ({len(manifest)} operations)")

@@ -11,11 +11,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import gc
+import logging
 import os
 import time
 import uuid
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import orjson
@@ -42,6 +44,8 @@ from supergraph.subscriptions.limits import SubscriptionLimits
 from supergraph.subscriptions.protocols import sse as sse_protocol
 from supergraph.subscriptions.sse import stream_response
 from supergraph.subscriptions.websocket import Connection
+
+log = logging.getLogger("reelgraph.router")
 
 FORWARDED_HEADERS = (
     "authorization",
@@ -73,6 +77,17 @@ def _media_type(request: Request) -> str:
 
 
 @dataclass
+class Live:
+    """The supergraph being served. A reload replaces the router; requests and subscriptions
+    already running keep the one they started with."""
+
+    router: Router
+    fetcher: Fetcher
+    path: str | None
+    mtime: float | None
+
+
+@dataclass
 class Edge:
     """The router's edge configuration and long-lived parts."""
 
@@ -90,9 +105,9 @@ def create_router_app(
     dev: bool = False,
     dedupe: bool = True,
     introspection: bool = True,
+    supergraph_path: str | None = None,
 ) -> ASGIApp:
     env = os.environ if environ is None else environ
-    supergraph = load_supergraph(supergraph_sdl)
     edge = Edge(
         auth=EdgeAuth.from_env(env),
         telemetry=Telemetry(),
@@ -105,13 +120,40 @@ def create_router_app(
         ),
         dev=dev,
     )
-    fetcher = Fetcher(
-        subgraph_endpoints(supergraph, env), dedupe=dedupe, observer=edge.telemetry.record_fetch
-    )
-    router = Router(supergraph_sdl, fetcher, introspection=introspection)
+
+    def build(sdl: str) -> tuple[Router, Fetcher]:
+        loaded = load_supergraph(sdl)
+        fetcher = Fetcher(
+            subgraph_endpoints(loaded, env), dedupe=dedupe, observer=edge.telemetry.record_fetch
+        )
+        return Router(sdl, fetcher, introspection=introspection), fetcher
+
+    router, fetcher = build(supergraph_sdl)
+    live = Live(router, fetcher, supergraph_path, _mtime(supergraph_path))
     edge.telemetry.watch_caches(
-        lambda: {"documents": router.documents, "plans": router.plans}  # type: ignore[dict-item]
+        lambda: {"documents": live.router.documents, "plans": live.router.plans}  # type: ignore[dict-item]
     )
+
+    async def reload_when_changed() -> None:
+        interval = float(env.get("REELGRAPH_SUPERGRAPH_POLL_SECONDS", "2"))
+        while live.path is not None:
+            await asyncio.sleep(interval)
+            mtime = _mtime(live.path)
+            if mtime is None or mtime == live.mtime:
+                continue
+            live.mtime = mtime
+            try:
+                text = await asyncio.to_thread(Path(live.path).read_text)
+                router, fetcher = build(text)
+            except Exception:
+                log.exception("supergraph reload failed; still serving the previous one")
+                continue
+            previous = live.fetcher
+            live.router, live.fetcher = router, fetcher
+            log.info("supergraph reloaded", extra={"path": live.path})
+            # Requests in flight on the previous router finish on its connections; a late
+            # subscription event reopens them on demand.
+            asyncio.get_running_loop().call_later(60, _close_later, previous)
 
     async def forwarded(request: Request | WebSocket) -> dict[str, str]:
         headers = {k: v for k in FORWARDED_HEADERS if (v := request.headers.get(k))}
@@ -154,12 +196,12 @@ def create_router_app(
         headers = await forwarded(request)
         if sse_protocol.MEDIA_TYPE in request.headers.get("accept", ""):
             try:
-                router.prepare(query, operation_name)
+                live.router.prepare(query, operation_name)
             except RequestError as error:
                 return _json({"errors": error.errors}, 400)
-            return stream_response(router, query, variables, operation_name, headers=headers)
+            return stream_response(live.router, query, variables, operation_name, headers=headers)
         try:
-            body = await router.execute(
+            body = await live.router.execute(
                 query,
                 variables,
                 operation_name,
@@ -213,7 +255,7 @@ def create_router_app(
     async def graphql_ws(websocket: WebSocket) -> None:
         connection = Connection(
             websocket,
-            router,
+            live,
             authenticate,
             edge.subscription_limits,
             init_timeout=10,
@@ -228,8 +270,9 @@ def create_router_app(
 
     async def ready(_: Request) -> Response:
         """Ready when the supergraph is loaded and every subgraph answers `{ __typename }`."""
-        names = sorted(fetcher.endpoints)
-        results = await asyncio.gather(*(fetcher.probe(name, READY_TIMEOUT) for name in names))
+        names = sorted(live.fetcher.endpoints)
+        probes = (live.fetcher.probe(name, READY_TIMEOUT) for name in names)
+        results = await asyncio.gather(*probes)
         subgraphs = dict(zip(names, results, strict=True))
         ok = all(result == "ok" for result in results)
         body = {"status": "ready" if ok else "unavailable", "subgraphs": subgraphs}
@@ -245,8 +288,10 @@ def create_router_app(
         # garbage-collection passes off them (they caused the latency tail).
         gc.collect()
         gc.freeze()
+        watcher = asyncio.create_task(reload_when_changed())
         yield
-        await fetcher.close()
+        watcher.cancel()
+        await live.fetcher.close()
         await edge.auth.close()
 
     app = Starlette(
@@ -260,7 +305,25 @@ def create_router_app(
         ],
         lifespan=lifespan,
     )
-    app.state.router = router
+    app.state.live = live
     app.state.edge = edge
     app.state.client_ip = lambda request: client_ip(request, edge.trusted_proxies)
     return RequestIdMiddleware(with_edge_headers(app, env))
+
+
+def _mtime(path: str | None) -> float | None:
+    if path is None:
+        return None
+    try:
+        return os.stat(path).st_mtime
+    except OSError:
+        return None
+
+
+_closing: set[asyncio.Task[None]] = set()
+
+
+def _close_later(fetcher: Fetcher) -> None:
+    task = asyncio.ensure_future(fetcher.close())
+    _closing.add(task)  # keep a reference until it is done
+    task.add_done_callback(_closing.discard)

@@ -6,7 +6,7 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Awaitable, Callable, Mapping
-from typing import Any
+from typing import Any, Protocol
 
 import orjson
 from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
@@ -17,6 +17,11 @@ from supergraph.subscriptions.protocols import graphql_transport_ws as gtws
 from supergraph.subscriptions.upstream import UpstreamError
 
 log = logging.getLogger("reelgraph.subscriptions")
+
+
+class RouterSource(Protocol):
+    router: Router
+
 
 # Resolves connection_init's payload (and the upgrade request) to the headers forwarded to
 # subgraphs and the user the subscriptions count against; raises PermissionError to refuse.
@@ -29,7 +34,7 @@ class Connection:
     def __init__(
         self,
         websocket: WebSocket,
-        router: Router,
+        source: RouterSource,
         authenticate: Authenticate,
         limits: SubscriptionLimits,
         *,
@@ -37,7 +42,7 @@ class Connection:
         keep_alive: float,
     ) -> None:
         self.websocket = websocket
-        self.router = router
+        self.source = source
         self.authenticate = authenticate
         self.limits = limits
         self.init_timeout = init_timeout
@@ -136,7 +141,8 @@ class Connection:
     async def _operate(self, subscribe: gtws.Subscribe) -> None:
         completed = True
         try:
-            results = self.router.subscribe(
+            # The router at subscribe time serves this subscription to its end, across reloads.
+            results = self.source.router.subscribe(
                 subscribe.query, subscribe.variables, subscribe.operation_name, headers=self.headers
             )
             async for result in results:
