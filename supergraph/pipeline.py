@@ -5,8 +5,9 @@ shapes once per (document, operation name). Everything after that is per request
 
 from __future__ import annotations
 
+import copy
 import hashlib
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -34,6 +35,7 @@ from supergraph.execute import (
     ResponseShaper,
     compile_operation,
 )
+from supergraph.execute.fetcher import UploadPart
 from supergraph.execute.merge import client_error, deep_merge
 from supergraph.model import Supergraph, build_api_schema, load_supergraph
 from supergraph.plan import (
@@ -215,6 +217,47 @@ class Router:
             await self.executor.run(rest, state)
             yield self._shape(prepared, state, coerced.coerced, {}, list(state.errors))
 
+    async def execute_upload(
+        self,
+        query: str,
+        variables: Mapping[str, Any] | None,
+        operation_name: str | None,
+        files: Sequence[UploadPart],
+        *,
+        headers: Mapping[str, str],
+    ) -> dict[str, Any]:
+        """A GraphQL multipart request: the files go, streamed, to the subgraph that owns the
+        first mutation field; the rest of the plan runs as usual."""
+        prepared = self.prepare(query, operation_name)
+        if prepared.operation.operation != OperationType.MUTATION:
+            raise RequestError([_error("Files can only be sent with a mutation.", "BAD_REQUEST")])
+        raw = dict(variables or {})
+        placeholders = copy.deepcopy(raw)
+        for part in files:
+            for path in part.paths:
+                _set_variable_path(placeholders, path, f"<upload {part.key}>")
+        _, coerced = self._variables(prepared, placeholders)
+        root, rest = _split_first_fetch(prepared.plan.node)
+        used = {path.split(".")[1] for part in files for path in part.paths}
+        if not used <= set(root.variable_names):
+            raise RequestError(
+                [_error("Files must be arguments of the first mutation field.", "BAD_REQUEST")]
+            )
+        root_variables = {k: raw.get(k) for k in root.variable_names}
+        response = await self.fetcher.fetch_multipart(
+            root.service, root.operation, root_variables, files, headers=headers
+        )
+        state = ExecutionState(variables=raw, headers=headers)
+        if response.data:
+            deep_merge(state.data, response.data)
+        if response.failed or response.data is None:
+            state.root_failed = True
+        for error in response.errors:
+            at = error.get("path")
+            state.errors.append(client_error(error, at if isinstance(at, list) else None))
+        await self.executor.run(rest, state)
+        return self._shape(prepared, state, coerced.coerced, {}, list(state.errors))
+
     def _variables(
         self, prepared: Prepared, variables: Mapping[str, Any] | None
     ) -> tuple[dict[str, Any], VariableValues]:
@@ -266,6 +309,34 @@ class Router:
         if errors:
             body["errors"] = errors
         return body
+
+
+def _set_variable_path(variables: dict[str, Any], path: str, value: Any) -> None:
+    """Put `value` where a multipart `map` path (`variables.files.0`) points."""
+    parts = path.split(".")
+    if len(parts) < 2 or parts[0] != "variables":
+        raise RequestError([_error(f"Unsupported upload path {path!r}.", "BAD_REQUEST")])
+    target: Any = variables
+    keys: list[str | int] = [int(p) if p.isdigit() else p for p in parts[1:]]
+    try:
+        for key in keys[:-1]:
+            target = target[key]
+        target[keys[-1]] = value
+    except (KeyError, IndexError, TypeError):
+        raise RequestError(
+            [_error(f"Upload path {path!r} matches no variable.", "BAD_REQUEST")]
+        ) from None
+
+
+def _split_first_fetch(node: PlanNode | None) -> tuple[FetchNode, PlanNode | None]:
+    if isinstance(node, FetchNode):
+        return node, None
+    if isinstance(node, SequenceNode) and isinstance(node.nodes[0], FetchNode):
+        rest = node.nodes[1:]
+        return node.nodes[0], rest[0] if len(rest) == 1 else SequenceNode(rest)
+    raise RequestError(
+        [_error("Files must be sent to a single root mutation field.", "BAD_REQUEST")]
+    )
 
 
 def _split_subscription(node: PlanNode | None) -> tuple[FetchNode, PlanNode | None]:

@@ -22,6 +22,7 @@ from typing import Any
 
 import orjson
 from starlette.applications import Starlette
+from starlette.datastructures import UploadFile
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route, WebSocketRoute
@@ -38,6 +39,7 @@ from supergraph.edge.headers import with_edge_headers
 from supergraph.edge.telemetry import CONTENT_TYPE as METRICS_CONTENT_TYPE
 from supergraph.edge.telemetry import Telemetry
 from supergraph.execute import Fetcher
+from supergraph.execute.fetcher import UploadPart
 from supergraph.model import load_supergraph
 from supergraph.pipeline import RequestError, Router
 from supergraph.subscriptions.limits import SubscriptionLimits
@@ -56,6 +58,8 @@ FORWARDED_HEADERS = (
 QUERY_PLAN_HEADER = "x-reelgraph-query-plan"
 GRAPHQL_RESPONSE = "application/graphql-response+json"
 READY_TIMEOUT = 2.0
+UPLOAD_MAX_FILES = 20
+PREFLIGHT_HEADERS = ("apollo-require-preflight", "x-apollo-operation-name", "graphql-preflight")
 
 
 def _json(
@@ -216,7 +220,63 @@ def create_router_app(
             return _json({"errors": error.errors}, status, media_type)
         return _json(body, 200, media_type)
 
+    async def graphql_upload(request: Request) -> Response:
+        """The GraphQL multipart request spec: `operations`, `map`, then the files."""
+        if not any(request.headers.get(h) for h in PREFLIGHT_HEADERS):
+            # multipart/form-data is a "simple" request a foreign page can send: require a
+            # header that forces a CORS preflight, as Apollo does.
+            return _bad_request(
+                "Multipart requests need an 'apollo-require-preflight' header (CSRF protection)."
+            )
+        try:
+            await edge.auth.authenticate(request.headers.get("authorization"))
+        except EdgeError as error:
+            return _json(error.body(), error.status, _media_type(request), error.headers)
+        # Starlette spools each file to a temporary file past 1 MiB, so memory stays bounded.
+        async with request.form(max_files=UPLOAD_MAX_FILES, max_fields=32) as form:
+            try:
+                operations = orjson.loads(str(form.get("operations") or ""))
+                mapping = orjson.loads(str(form.get("map") or "{}"))
+            except orjson.JSONDecodeError:
+                return _bad_request("'operations' and 'map' must be JSON.")
+            if not isinstance(operations, dict) or not isinstance(mapping, dict):
+                return _bad_request("'operations' must be an object and 'map' an object.")
+            parts: list[UploadPart] = []
+            for key, paths in mapping.items():
+                upload = form.get(key)
+                if not isinstance(upload, UploadFile) or not isinstance(paths, list):
+                    return _bad_request(f"'map' names file {key!r}, which the request lacks.")
+                parts.append(
+                    UploadPart(
+                        key=str(key),
+                        paths=tuple(str(p) for p in paths),
+                        filename=upload.filename or str(key),
+                        content_type=upload.content_type or "application/octet-stream",
+                        file=upload.file,
+                    )
+                )
+            query = operations.get("query")
+            variables = operations.get("variables")
+            if not isinstance(query, str) or (
+                variables is not None and not isinstance(variables, dict)
+            ):
+                return _bad_request("'operations' needs a 'query' string and 'variables' object.")
+            operation_name = operations.get("operationName")
+            try:
+                body = await live.router.execute_upload(
+                    query,
+                    variables,
+                    operation_name if isinstance(operation_name, str) else None,
+                    parts,
+                    headers=await forwarded(request),
+                )
+            except RequestError as error:
+                return _json({"errors": error.errors}, 200, _media_type(request))
+        return _json(body, 200, _media_type(request))
+
     async def graphql_post(request: Request) -> Response:
+        if request.headers.get("content-type", "").startswith("multipart/form-data"):
+            return await graphql_upload(request)
         try:
             params = orjson.loads(await request.body())
         except orjson.JSONDecodeError:

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import IO, Any
 
 import aiohttp
 import orjson
@@ -20,6 +20,18 @@ class SubgraphEndpoint:
     name: str
     url: str
     timeout: float = 30.0
+
+
+@dataclass(frozen=True)
+class UploadPart:
+    """One file of a multipart request: its form key, the variable paths it fills, and the
+    spooled file it is streamed from."""
+
+    key: str
+    paths: tuple[str, ...]
+    filename: str
+    content_type: str
+    file: IO[bytes]
 
 
 @dataclass
@@ -129,6 +141,61 @@ class Fetcher:
                 f"Subgraph '{endpoint.name}' could not be reached.",
             )
         return _parse(endpoint, status, content)
+
+    async def fetch_multipart(
+        self,
+        service: str,
+        operation: str,
+        variables: Mapping[str, Any],
+        files: Sequence[UploadPart],
+        *,
+        headers: Mapping[str, str] | None = None,
+    ) -> SubgraphResponse:
+        """Send one operation with its files as a GraphQL multipart request; each file is
+        streamed from its spooled copy, never read whole into memory."""
+        endpoint = self.endpoints[service]
+        form = aiohttp.FormData()
+        form.add_field(
+            "operations",
+            orjson.dumps({"query": operation, "variables": dict(variables)}).decode(),
+            content_type="application/json",
+        )
+        form.add_field(
+            "map",
+            orjson.dumps({part.key: list(part.paths) for part in files}).decode(),
+            content_type="application/json",
+        )
+        for part in files:
+            form.add_field(
+                part.key, part.file, filename=part.filename, content_type=part.content_type
+            )
+        sent = {k: v for k, v in (headers or {}).items() if k != "content-type"}
+        started = time.perf_counter()
+        timeout = aiohttp.ClientTimeout(total=endpoint.timeout)
+        try:
+            async with self._client().post(
+                endpoint.url, data=form, headers=sent, timeout=timeout
+            ) as response:
+                result = _parse(endpoint, response.status, await response.read())
+        except TimeoutError:
+            result = _failure(
+                endpoint,
+                "SUBGRAPH_TIMEOUT",
+                f"Subgraph '{endpoint.name}' did not answer within {endpoint.timeout:g}s.",
+            )
+        except (aiohttp.ClientError, OSError, ValueError):
+            result = _failure(
+                endpoint,
+                "SUBGRAPH_UNAVAILABLE",
+                f"Subgraph '{endpoint.name}' could not be reached.",
+            )
+        if self.observer is not None:
+            self.observer(
+                endpoint.name,
+                time.perf_counter() - started,
+                None if not result.errors else "UPLOAD",
+            )
+        return result
 
     async def probe(self, service: str, within: float) -> str:
         """`ok` when a subgraph answers `{ __typename }` in time, otherwise why not."""

@@ -13,6 +13,8 @@ from pathlib import Path
 import httpx
 import pytest
 
+from supergraph.compose import SubgraphSource, compose
+from supergraph.compose.fetch import fetch_sdl
 from supergraph.config import env_name
 from tests.support.processes import ROOT, free_port
 
@@ -104,3 +106,20 @@ def testbed_router(
     supergraph = ROOT / "tests" / "federation" / "testbed" / "supergraph.graphql"
     with run_router(supergraph, testbed, tmp_path_factory.mktemp("router"), "--dev") as url:
         yield url
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
+    logs = tmp_path_factory.mktemp("subscriptions")
+    with (
+        failing_subgraph("stable", "ok", logs) as stable,
+        failing_subgraph("events", "ok", logs) as events,
+    ):
+        sources = [
+            SubgraphSource(name, url, fetch_sdl(url))
+            for name, url in (("stable", stable), ("events", events))
+        ]
+        supergraph = logs / "supergraph.graphql"
+        supergraph.write_text(compose(sources))
+        with run_router(supergraph, {"stable": stable, "events": events}, logs) as router:
+            yield {"router": router, "events": events, "stable": stable}

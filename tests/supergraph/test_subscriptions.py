@@ -7,7 +7,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -23,23 +23,6 @@ from tests.supergraph.conftest import failing_subgraph, run_router
 MESSAGES = (
     "subscription S($topic: String!) { messages(topic: $topic) { seq body thing { id name } } }"
 )
-
-
-@pytest.fixture(scope="module")
-def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
-    logs = tmp_path_factory.mktemp("subscriptions")
-    with (
-        failing_subgraph("stable", "ok", logs) as stable,
-        failing_subgraph("events", "ok", logs) as events,
-    ):
-        sources = [
-            SubgraphSource(name, url, fetch_sdl(url))
-            for name, url in (("stable", stable), ("events", events))
-        ]
-        supergraph = logs / "supergraph.graphql"
-        supergraph.write_text(compose(sources))
-        with run_router(supergraph, {"stable": stable, "events": events}, logs) as router:
-            yield {"router": router, "events": events, "stable": stable}
 
 
 @contextlib.asynccontextmanager

@@ -72,7 +72,7 @@ def create_app(name: str, mode: str = "ok") -> Any:
     from tests.supergraph.failing.events import events_schema
 
     schema = {"stable": stable_schema, "flaky": flaky_schema, "events": events_schema}[name]
-    graphql = GraphQL(schema, graphql_ide=None)
+    graphql = GraphQL(schema, graphql_ide=None, multipart_uploads_enabled=True)
 
     async def health(_: Request) -> Response:
         return PlainTextResponse("ok")

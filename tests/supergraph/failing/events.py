@@ -6,12 +6,14 @@ upstream subscriptions are open, and each message's `thing` is an entity another
 from __future__ import annotations
 
 import asyncio
+import hashlib
 from collections import defaultdict
 from collections.abc import AsyncGenerator
 
 import strawberry
 from strawberry.federation.schema_directives import Key
 from strawberry.federation.types import FieldSet
+from strawberry.file_uploads import Upload
 
 _subscribers: dict[str, set[asyncio.Queue[Message]]] = defaultdict(set)
 _sequence: dict[str, int] = defaultdict(int)
@@ -38,7 +40,31 @@ class Query:
 
 
 @strawberry.type
+class Stored:
+    """What the subgraph received: proof the bytes arrived whole."""
+
+    filename: str
+    size: int
+    sha256: str
+    thing: ThingRef
+
+
+@strawberry.type
 class Mutation:
+    @strawberry.mutation
+    async def store(self, file: Upload, note: str = "") -> Stored:
+        digest = hashlib.sha256()
+        size = 0
+        while chunk := await file.read(1 << 20):
+            digest.update(chunk)
+            size += len(chunk)
+        return Stored(
+            filename=file.filename or "",
+            size=size,
+            sha256=digest.hexdigest(),
+            thing=ThingRef(id=strawberry.ID("1")),
+        )
+
     @strawberry.mutation
     def publish(self, topic: str, body: str, count: int = 1) -> int:
         for _ in range(count):
