@@ -36,6 +36,7 @@ from supergraph.config import subgraph_endpoints
 from supergraph.edge.auth import EdgeAuth
 from supergraph.edge.errors import EdgeError
 from supergraph.edge.headers import with_edge_headers
+from supergraph.edge.persisted import PersistedQueries
 from supergraph.edge.telemetry import CONTENT_TYPE as METRICS_CONTENT_TYPE
 from supergraph.edge.telemetry import Telemetry
 from supergraph.execute import Fetcher
@@ -56,6 +57,7 @@ FORWARDED_HEADERS = (
     "apollographql-client-version",
 )
 QUERY_PLAN_HEADER = "x-reelgraph-query-plan"
+CLIENT_NAME = "apollographql-client-name"
 GRAPHQL_RESPONSE = "application/graphql-response+json"
 READY_TIMEOUT = 2.0
 UPLOAD_MAX_FILES = 20
@@ -99,6 +101,7 @@ class Edge:
     telemetry: Telemetry
     subscription_limits: SubscriptionLimits
     trusted_proxies: frozenset[str]
+    persisted: PersistedQueries
     dev: bool = False
 
 
@@ -122,6 +125,7 @@ def create_router_app(
         trusted_proxies=frozenset(
             p.strip() for p in env.get("REELGRAPH_TRUSTED_PROXIES", "127.0.0.1,::1").split(",")
         ),
+        persisted=PersistedQueries.from_env(env),
         dev=dev,
     )
 
@@ -183,11 +187,8 @@ def create_router_app(
     async def _run(
         request: Request, params: Mapping[str, Any], *, allow_mutations: bool
     ) -> Response:
-        query = params.get("query")
         variables = params.get("variables")
         operation_name = params.get("operationName")
-        if not isinstance(query, str) or not query.strip():
-            return _bad_request("A GraphQL request needs a 'query' string.")
         if variables is not None and not isinstance(variables, dict):
             return _bad_request("'variables' must be an object.")
         if operation_name is not None and not isinstance(operation_name, str):
@@ -195,6 +196,8 @@ def create_router_app(
         media_type = _media_type(request)
         try:
             await edge.auth.authenticate(request.headers.get("authorization"))
+            # [rate limits]
+            query = await edge.persisted.resolve(params, request.headers.get(CLIENT_NAME))
         except EdgeError as error:
             return _json(error.body(), error.status, media_type, error.headers)
         headers = await forwarded(request)
@@ -255,12 +258,13 @@ def create_router_app(
                         file=upload.file,
                     )
                 )
-            query = operations.get("query")
+            try:
+                query = await edge.persisted.resolve(operations, request.headers.get(CLIENT_NAME))
+            except EdgeError as error:
+                return _json(error.body(), error.status, _media_type(request), error.headers)
             variables = operations.get("variables")
-            if not isinstance(query, str) or (
-                variables is not None and not isinstance(variables, dict)
-            ):
-                return _bad_request("'operations' needs a 'query' string and 'variables' object.")
+            if variables is not None and not isinstance(variables, dict):
+                return _bad_request("'operations' variables must be an object.")
             operation_name = operations.get("operationName")
             try:
                 body = await live.router.execute_upload(
@@ -317,6 +321,7 @@ def create_router_app(
             websocket,
             live,
             authenticate,
+            edge.persisted.resolve,
             edge.subscription_limits,
             init_timeout=10,
             keep_alive=15,
@@ -353,6 +358,7 @@ def create_router_app(
         watcher.cancel()
         await live.fetcher.close()
         await edge.auth.close()
+        await edge.persisted.close()
 
     app = Starlette(
         routes=[

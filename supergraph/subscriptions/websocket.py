@@ -11,12 +11,17 @@ from typing import Any, Protocol
 import orjson
 from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
 
+from supergraph.edge.errors import EdgeError
 from supergraph.pipeline import RequestError, Router
 from supergraph.subscriptions.limits import SubscriptionLimits
 from supergraph.subscriptions.protocols import graphql_transport_ws as gtws
 from supergraph.subscriptions.upstream import UpstreamError
 
 log = logging.getLogger("reelgraph.subscriptions")
+
+
+# Turns a request's `query`/`extensions` into the text to run (persisted queries, safelists).
+ResolveQuery = Callable[[Mapping[str, Any], str | None], Awaitable[str]]
 
 
 class RouterSource(Protocol):
@@ -36,6 +41,7 @@ class Connection:
         websocket: WebSocket,
         source: RouterSource,
         authenticate: Authenticate,
+        resolve_query: ResolveQuery,
         limits: SubscriptionLimits,
         *,
         init_timeout: float,
@@ -44,6 +50,7 @@ class Connection:
         self.websocket = websocket
         self.source = source
         self.authenticate = authenticate
+        self.resolve_query = resolve_query
         self.limits = limits
         self.init_timeout = init_timeout
         self.keep_alive = keep_alive
@@ -141,15 +148,23 @@ class Connection:
     async def _operate(self, subscribe: gtws.Subscribe) -> None:
         completed = True
         try:
+            # Persisted queries and safelists apply here as on HTTP.
+            query = await self.resolve_query(
+                {"query": subscribe.query or None, "extensions": subscribe.extensions},
+                self.headers.get("apollographql-client-name"),
+            )
             # The router at subscribe time serves this subscription to its end, across reloads.
             results = self.source.router.subscribe(
-                subscribe.query, subscribe.variables, subscribe.operation_name, headers=self.headers
+                query, subscribe.variables, subscribe.operation_name, headers=self.headers
             )
             async for result in results:
                 await self.send(gtws.next_message(subscribe.id, result))
         except RequestError as error:
             completed = False
             await self.send(gtws.error_message(subscribe.id, error.errors))
+        except EdgeError as error:
+            completed = False
+            await self.send(gtws.error_message(subscribe.id, error.body()["errors"]))
         except UpstreamError as error:
             completed = False
             await self.send(

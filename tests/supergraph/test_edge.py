@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import re
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -51,22 +52,30 @@ def product(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]
             auth.stop()
 
 
-def _auth_requests(auth: ServiceProcess) -> int:
-    return auth.log().count('"path":"/graphql"')
-
-
 def test_a_bad_token_is_refused_before_any_subgraph_is_called(product: dict[str, Any]) -> None:
-    before = _auth_requests(product["auth"])
-    for header in ("Bearer not.a.jwt", "Basic abc", f"Bearer {product['token']}x"):
+    ids = []
+    for n, header in enumerate(("Bearer not.a.jwt", "Basic abc", f"Bearer {product['token']}x")):
+        request_id = f"refused-{n}-{id(product)}"
+        ids.append(request_id)
         response = httpx.post(
             product["router"],
             json={"query": "{ me { handle } }"},
-            headers={"authorization": header},
+            headers={"authorization": header, "x-request-id": request_id},
         )
         assert response.status_code == 401, response.text
         assert response.json()["errors"][0]["extensions"]["code"] == "UNAUTHENTICATED"
         assert response.headers["www-authenticate"].startswith("Bearer")
-    assert _auth_requests(product["auth"]) == before
+    # The same request ids on a request that does reach auth show up in its log...
+    httpx.post(
+        product["router"],
+        json={"query": "{ me { handle } }"},
+        headers={"x-request-id": "reached-auth"},
+    )
+    time.sleep(0.5)
+    log = product["auth"].log()
+    assert '"request_id":"reached-auth"' in log
+    # ...while the refused ones never got there.
+    assert not any(f'"request_id":"{request_id}"' in log for request_id in ids)
 
 
 def test_a_good_token_reaches_the_subgraph_which_verifies_it_again(product: dict[str, Any]) -> None:
@@ -172,3 +181,72 @@ def test_ready_reports_each_subgraph(tmp_path: Path) -> None:
         ):
             up = httpx.get(router.replace("/graphql", "/ready"))
             assert up.status_code == 200 and up.json()["status"] == "ready"
+
+
+def _manifest_id(name: str) -> str:
+    manifest = json.loads((ROOT / "schema" / "persisted" / "mobile.json").read_text())
+    return next(str(o["id"]) for o in manifest["operations"] if o["name"] == name)
+
+
+def test_apq_registers_then_serves_by_hash_over_get(product: dict[str, Any]) -> None:
+    import hashlib
+
+    query = "query HandleOnly { me { handle } }"
+    digest = hashlib.sha256(query.encode()).hexdigest()
+    extensions = {"persistedQuery": {"version": 1, "sha256Hash": digest}}
+    auth = {"authorization": f"Bearer {product['token']}"}
+    miss = httpx.get(product["router"], params={"extensions": json.dumps(extensions)}, headers=auth)
+    assert miss.status_code == 200
+    assert miss.json()["errors"][0]["extensions"]["code"] == "PERSISTED_QUERY_NOT_FOUND"
+    wrong = httpx.post(
+        product["router"], json={"query": query + " ", "extensions": extensions}, headers=auth
+    )
+    assert wrong.status_code == 400
+    registered = httpx.post(
+        product["router"], json={"query": query, "extensions": extensions}, headers=auth
+    )
+    assert registered.json() == {"data": {"me": {"handle": "edgy"}}}
+    hit = httpx.get(product["router"], params={"extensions": json.dumps(extensions)}, headers=auth)
+    assert hit.json() == {"data": {"me": {"handle": "edgy"}}}
+
+
+def test_the_mobile_client_is_held_to_its_safelist(product: dict[str, Any]) -> None:
+    mobile = {"apollographql-client-name": "mobile", "authorization": f"Bearer {product['token']}"}
+    adhoc = httpx.post(product["router"], json={"query": "{ me { handle email } }"}, headers=mobile)
+    assert adhoc.status_code == 400
+    assert adhoc.json()["errors"][0]["extensions"]["code"] == "OPERATION_NOT_IN_SAFELIST"
+    by_id = httpx.post(product["router"], json={"documentId": _manifest_id("Me")}, headers=mobile)
+    assert by_id.json()["data"]["me"]["handle"] == "edgy"
+    unknown = httpx.post(product["router"], json={"documentId": "0" * 64}, headers=mobile)
+    assert unknown.status_code == 400
+    # Other clients are not safelisted by default.
+    web = httpx.post(
+        product["router"],
+        json={"query": "{ me { handle } }"},
+        headers={**mobile, "apollographql-client-name": "web"},
+    )
+    assert web.json() == {"data": {"me": {"handle": "edgy"}}}
+
+
+async def test_the_safelist_holds_over_websockets_too(product: dict[str, Any]) -> None:
+    url = product["router"].replace("http://", "ws://")
+    async with connect(
+        url,
+        subprotocols=["graphql-transport-ws"],
+        additional_headers={"apollographql-client-name": "mobile"},
+    ) as socket:  # type: ignore[list-item]
+        await socket.send(
+            json.dumps(
+                {
+                    "type": "connection_init",
+                    "payload": {"authorization": f"Bearer {product['token']}"},
+                }
+            )
+        )
+        assert json.loads(await socket.recv()) == {"type": "connection_ack"}
+        await socket.send(
+            json.dumps({"type": "subscribe", "id": "1", "payload": {"query": "{ me { email } }"}})
+        )
+        refused = json.loads(await socket.recv())
+        assert refused["type"] == "error"
+        assert refused["payload"][0]["extensions"]["code"] == "OPERATION_NOT_IN_SAFELIST"
