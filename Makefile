@@ -4,7 +4,7 @@ PY ?= python3
 UV := $(PY) -m uv
 export UV_PYTHON_DOWNLOADS := never
 
-.PHONY: install up test lint typecheck schema-check pytest clean
+.PHONY: install up test lint typecheck schema-check pytest graphiql clean
 
 install: .venv/.installed
 
@@ -30,6 +30,9 @@ pytest: install
 	.venv/bin/pytest
 
 test: lint typecheck schema-check pytest
+
+graphiql:  ## rebuild the committed GraphiQL bundle from its lockfile (needs npm)
+	cd supergraph/graphiql/src && npm ci && npm run build
 
 clean:
 	rm -rf .venv var .pytest_cache .mypy_cache .ruff_cache

@@ -41,6 +41,7 @@ from supergraph.edge.telemetry import CONTENT_TYPE as METRICS_CONTENT_TYPE
 from supergraph.edge.telemetry import Telemetry
 from supergraph.execute import Fetcher
 from supergraph.execute.fetcher import UploadPart
+from supergraph.graphiql import graphiql_page, static_mount, wants_graphiql
 from supergraph.model import load_supergraph
 from supergraph.pipeline import RequestError, Router
 from supergraph.subscriptions.limits import SubscriptionLimits
@@ -290,6 +291,8 @@ def create_router_app(
         return await run(request, params, allow_mutations=True)
 
     async def graphql_get(request: Request) -> Response:
+        if wants_graphiql(request):
+            return graphiql_page("/graphql", host=request.url.netloc)
         params: dict[str, Any] = dict(request.query_params)
         for key in ("variables", "extensions"):
             if key in params:
@@ -365,6 +368,7 @@ def create_router_app(
             Route("/graphql", graphql_post, methods=["POST"]),
             Route("/graphql", graphql_get, methods=["GET"]),
             WebSocketRoute("/graphql", graphql_ws),
+            static_mount("/graphql"),
             Route("/health", health, methods=["GET"]),
             Route("/ready", ready, methods=["GET"]),
             Route("/metrics", metrics, methods=["GET"]),
