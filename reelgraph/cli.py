@@ -126,8 +126,18 @@ def make_migration(service: str, message: str) -> None:
 @click.option(
     "--no-dedupe", is_flag=True, help="Turn off in-flight deduplication of subgraph fetches."
 )
+@click.option(
+    "--no-introspection",
+    is_flag=True,
+    help="Refuse introspection queries (or REELGRAPH_ROUTER_INTROSPECTION=false).",
+)
 def router(
-    supergraph_path: str, host: str | None, port: int | None, dev: bool, no_dedupe: bool
+    supergraph_path: str,
+    host: str | None,
+    port: int | None,
+    dev: bool,
+    no_dedupe: bool,
+    no_introspection: bool,
 ) -> None:
     """Run the federation router over any Federation 2 supergraph.
 
@@ -142,7 +152,11 @@ def router(
     configure_logging("router", settings.log_level)
     with open(supergraph_path) as fh:
         app = create_router_app(
-            fh.read(), dev=dev, dedupe=not no_dedupe, supergraph_path=supergraph_path
+            fh.read(),
+            dev=dev,
+            dedupe=not no_dedupe,
+            supergraph_path=supergraph_path,
+            introspection=False if no_introspection else None,
         )
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: sys.exit(0))

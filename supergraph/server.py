@@ -112,10 +112,17 @@ def create_router_app(
     environ: Mapping[str, str] | None = None,
     dev: bool = False,
     dedupe: bool = True,
-    introspection: bool = True,
+    introspection: bool | None = None,
     supergraph_path: str | None = None,
 ) -> ASGIApp:
     env = os.environ if environ is None else environ
+    if introspection is None:
+        # Production deployments switch it off: REELGRAPH_ROUTER_INTROSPECTION=false.
+        introspection = env.get("REELGRAPH_ROUTER_INTROSPECTION", "true").lower() not in (
+            "0",
+            "false",
+            "no",
+        )
     edge = Edge(
         auth=EdgeAuth.from_env(env),
         telemetry=Telemetry(),

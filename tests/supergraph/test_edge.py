@@ -250,3 +250,21 @@ async def test_the_safelist_holds_over_websockets_too(product: dict[str, Any]) -
         refused = json.loads(await socket.recv())
         assert refused["type"] == "error"
         assert refused["payload"][0]["extensions"]["code"] == "OPERATION_NOT_IN_SAFELIST"
+
+
+def test_introspection_can_be_switched_off(tmp_path: Path) -> None:
+    with (
+        failing_subgraph("stable", "ok", tmp_path) as stable,
+        run_router(
+            FAILING,
+            {"stable": stable, "flaky": "http://127.0.0.1:9/graphql"},
+            tmp_path,
+            "--no-introspection",
+        ) as router,
+    ):
+        refused = httpx.post(router, json={"query": "{ __schema { types { name } } }"}).json()
+        assert refused["errors"][0]["extensions"]["code"] == "INTROSPECTION_DISABLED"
+        assert "data" not in refused
+        assert httpx.post(router, json={"query": "{ stable __typename }"}).json() == {
+            "data": {"stable": "stable", "__typename": "Query"}
+        }
