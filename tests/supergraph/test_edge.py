@@ -47,7 +47,7 @@ def product(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]
                 token = httpx.post(router, json={"query": register}).json()["data"]["register"][
                     "accessToken"
                 ]
-                yield {"router": router, "auth": auth, "token": token}
+                yield {"router": router, "auth": auth, "token": token, "logs": tmp}
         finally:
             auth.stop()
 
@@ -268,3 +268,24 @@ def test_introspection_can_be_switched_off(tmp_path: Path) -> None:
         assert httpx.post(router, json={"query": "{ stable __typename }"}).json() == {
             "data": {"stable": "stable", "__typename": "Query"}
         }
+
+
+def test_router_logs_carry_the_request_id_but_never_variables_or_tokens(
+    product: dict[str, Any],
+) -> None:
+    secret = "correct horse battery staple 7d1f"
+    response = httpx.post(
+        product["router"],
+        json={
+            "query": "mutation L($e: String!, $p: String!) { login(email: $e, password: $p) { accessToken } }",
+            "variables": {"e": "edge@example.com", "p": secret},
+        },
+        headers={"authorization": f"Bearer {product['token']}", "x-request-id": "trace-edge-logs"},
+    )
+    assert response.headers["x-request-id"] == "trace-edge-logs"
+    time.sleep(0.5)
+    router_log = "".join(p.read_text() for p in product["logs"].glob("router-*.log"))
+    assert '"request_id":"trace-edge-logs"' in router_log
+    assert '"request_id":"trace-edge-logs"' in product["auth"].log()  # forwarded to the subgraph
+    for leaked in (secret, product["token"], product["token"].split(".")[2]):
+        assert leaked not in router_log
