@@ -27,6 +27,8 @@ from graphql import (
 from graphql.execution.values import VariableValues, get_variable_values
 
 from supergraph.cache import LRUCache
+from supergraph.edge.errors import EdgeError
+from supergraph.edge.limits import OperationLimits
 from supergraph.execute import (
     ExecutionState,
     Fetcher,
@@ -93,6 +95,7 @@ class Router:
         *,
         introspection: bool = True,
         document_cache_size: int = 1000,
+        limits: OperationLimits | None = None,
         plan_cache_size: int = 1000,
     ) -> None:
         self.supergraph: Supergraph = load_supergraph(supergraph_sdl)
@@ -100,6 +103,8 @@ class Router:
         self.fetcher = fetcher
         self.executor = PlanExecutor(self.supergraph, fetcher)
         self.introspection = introspection
+        # Production defaults apply to every router unless told otherwise.
+        self.limits = limits if limits is not None else OperationLimits()
         self.documents: LRUCache[str, DocumentNode] = LRUCache(document_cache_size)
         self.plans: LRUCache[tuple[str, str | None], Prepared] = LRUCache(plan_cache_size)
 
@@ -110,6 +115,10 @@ class Router:
         cached = self.documents.get(digest)
         if cached is not None:
             return digest, cached
+        try:
+            self.limits.check_text(query)  # before parsing: no huge AST for a huge document
+        except EdgeError as error:
+            raise RequestError(error.body()["errors"], status=error.status) from None
         try:
             document = parse(query)
         except GraphQLError as error:
@@ -152,6 +161,17 @@ class Router:
         self.plans.put((digest, operation_name), prepared)
         return prepared
 
+    def check_limits(
+        self, prepared: Prepared, operation_name: str | None, variables: Mapping[str, Any] | None
+    ) -> None:
+        """Depth, aliases, root fields and cost of this operation with these variables."""
+        try:
+            self.limits.check_document(
+                self.api_schema, prepared.document, operation_name, variables
+            )
+        except EdgeError as error:
+            raise RequestError(error.body()["errors"], status=error.status) from None
+
     # --- executing ------------------------------------------------------------------------
 
     async def execute(
@@ -165,6 +185,7 @@ class Router:
         include_plan: bool = False,
     ) -> dict[str, Any]:
         prepared = self.prepare(query, operation_name)
+        self.check_limits(prepared, operation_name, variables)
         kind = prepared.operation.operation
         if kind == OperationType.SUBSCRIPTION:
             raise RequestError(
@@ -190,6 +211,7 @@ class Router:
         """Every response of an operation sent over a subscription transport: one per event
         for a subscription, a single one for a query or mutation."""
         prepared = self.prepare(query, operation_name)
+        self.check_limits(prepared, operation_name, variables)
         sent = headers or {}
         if prepared.operation.operation != OperationType.SUBSCRIPTION:
             yield await self._run(prepared, variables, sent, operation_name)
@@ -229,6 +251,7 @@ class Router:
         """A GraphQL multipart request: the files go, streamed, to the subgraph that owns the
         first mutation field; the rest of the plan runs as usual."""
         prepared = self.prepare(query, operation_name)
+        self.check_limits(prepared, operation_name, variables)
         if prepared.operation.operation != OperationType.MUTATION:
             raise RequestError([_error("Files can only be sent with a mutation.", "BAD_REQUEST")])
         raw = dict(variables or {})

@@ -1,9 +1,10 @@
 """The router's HTTP face. A GraphQL request passes the edge in a fixed order:
 
-    request id → security headers / CORS → auth (JWT) → [rate limits] → [persisted queries]
-    → [limits] → pipeline (parse → validate → plan → execute → shape)
+    request id → security headers / CORS → auth (JWT) → rate limits → persisted queries
+    → limits (size and tokens, then depth, aliases, root fields, cost)
+    → pipeline (parse → validate → plan → execute → shape)
 
-Bracketed stages attach here as they land. Plus `/health`, `/ready` and `/metrics`.
+Plus `/health`, `/ready`, `/metrics` and GraphiQL for browsers.
 """
 
 from __future__ import annotations
@@ -36,7 +37,9 @@ from supergraph.config import subgraph_endpoints
 from supergraph.edge.auth import EdgeAuth
 from supergraph.edge.errors import EdgeError
 from supergraph.edge.headers import with_edge_headers
+from supergraph.edge.limits import OperationLimits
 from supergraph.edge.persisted import PersistedQueries
+from supergraph.edge.ratelimit import RateLimits
 from supergraph.edge.telemetry import CONTENT_TYPE as METRICS_CONTENT_TYPE
 from supergraph.edge.telemetry import Telemetry
 from supergraph.execute import Fetcher
@@ -103,6 +106,8 @@ class Edge:
     subscription_limits: SubscriptionLimits
     trusted_proxies: frozenset[str]
     persisted: PersistedQueries
+    rate_limits: RateLimits
+    limits: OperationLimits
     dev: bool = False
 
 
@@ -134,6 +139,8 @@ def create_router_app(
             p.strip() for p in env.get("REELGRAPH_TRUSTED_PROXIES", "127.0.0.1,::1").split(",")
         ),
         persisted=PersistedQueries.from_env(env),
+        rate_limits=RateLimits.from_env(env),
+        limits=OperationLimits.from_env(env),
         dev=dev,
     )
 
@@ -142,7 +149,7 @@ def create_router_app(
         fetcher = Fetcher(
             subgraph_endpoints(loaded, env), dedupe=dedupe, observer=edge.telemetry.record_fetch
         )
-        return Router(sdl, fetcher, introspection=introspection), fetcher
+        return Router(sdl, fetcher, introspection=introspection, limits=edge.limits), fetcher
 
     router, fetcher = build(supergraph_sdl)
     live = Live(router, fetcher, supergraph_path, _mtime(supergraph_path))
@@ -170,6 +177,12 @@ def create_router_app(
             # Requests in flight on the previous router finish on its connections; a late
             # subscription event reopens them on demand.
             asyncio.get_running_loop().call_later(60, _close_later, previous)
+
+    async def admit(request: Request) -> None:
+        """Auth, then the rate limit of the verified user (or, anonymous, of the address)."""
+        claims = await edge.auth.authenticate(request.headers.get("authorization"))
+        user = claims.subject if claims is not None else None
+        await edge.rate_limits.check(client_ip(request, edge.trusted_proxies), user)
 
     async def forwarded(request: Request | WebSocket) -> dict[str, str]:
         headers = {k: v for k in FORWARDED_HEADERS if (v := request.headers.get(k))}
@@ -203,15 +216,15 @@ def create_router_app(
             return _bad_request("'operationName' must be a string.")
         media_type = _media_type(request)
         try:
-            await edge.auth.authenticate(request.headers.get("authorization"))
-            # [rate limits]
+            await admit(request)
             query = await edge.persisted.resolve(params, request.headers.get(CLIENT_NAME))
         except EdgeError as error:
             return _json(error.body(), error.status, media_type, error.headers)
         headers = await forwarded(request)
         if sse_protocol.MEDIA_TYPE in request.headers.get("accept", ""):
             try:
-                live.router.prepare(query, operation_name)
+                prepared = live.router.prepare(query, operation_name)
+                live.router.check_limits(prepared, operation_name, variables)
             except RequestError as error:
                 return _json({"errors": error.errors}, 400)
             return stream_response(live.router, query, variables, operation_name, headers=headers)
@@ -240,7 +253,7 @@ def create_router_app(
                 "Multipart requests need an 'apollo-require-preflight' header (CSRF protection)."
             )
         try:
-            await edge.auth.authenticate(request.headers.get("authorization"))
+            await admit(request)
         except EdgeError as error:
             return _json(error.body(), error.status, _media_type(request), error.headers)
         # Starlette spools each file to a temporary file past 1 MiB, so memory stays bounded.
@@ -369,6 +382,7 @@ def create_router_app(
         await live.fetcher.close()
         await edge.auth.close()
         await edge.persisted.close()
+        await edge.rate_limits.close()
 
     app = Starlette(
         routes=[

@@ -289,3 +289,40 @@ def test_router_logs_carry_the_request_id_but_never_variables_or_tokens(
     assert '"request_id":"trace-edge-logs"' in product["auth"].log()  # forwarded to the subgraph
     for leaked in (secret, product["token"], product["token"].split(".")[2]):
         assert leaked not in router_log
+
+
+def test_rate_limits_and_operation_limits_bite(tmp_path: Path) -> None:
+    with (
+        failing_subgraph("stable", "ok", tmp_path) as stable,
+        run_router(
+            FAILING,
+            {"stable": stable, "flaky": "http://127.0.0.1:9/graphql"},
+            tmp_path,
+            REELGRAPH_RATE_LIMIT_IP="4/minute",
+            REELGRAPH_LIMIT_MAX_DEPTH="3",
+            REELGRAPH_LIMIT_MAX_ALIASES="2",
+            REELGRAPH_LIMIT_MAX_DOCUMENT_BYTES="2000",
+            REELGRAPH_LIMIT_MAX_COST="12",
+        ) as router,
+    ):
+        deep = httpx.post(
+            router,
+            json={
+                "query": "{ things { id name } t: things { id } u: things { id } v: things { id } }"
+            },
+        ).json()
+        assert deep["errors"][0]["extensions"]["code"] == "MAX_ALIASES_EXCEEDED"
+        big = httpx.post(router, json={"query": "{ stable " + " " * 3000 + "}"}).json()
+        assert big["errors"][0]["extensions"]["code"] == "DOCUMENT_TOO_LARGE"
+        costly = httpx.post(router, json={"query": "{ things { id name } }"}).json()  # 1 + 20 x 2
+        assert costly["errors"][0]["extensions"]["code"] == "COST_LIMIT_EXCEEDED"
+        fine = httpx.post(router, json={"query": "{ stable }"})
+        assert fine.json() == {"data": {"stable": "stable"}}
+        limited = httpx.post(router, json={"query": "{ stable }"})
+        assert limited.status_code == 429
+        assert limited.json()["errors"][0]["extensions"]["code"] == "RATE_LIMITED"
+        assert int(limited.headers["retry-after"]) >= 1
+        other_client = httpx.post(
+            router, json={"query": "{ stable }"}, headers={"x-forwarded-for": "203.0.113.9"}
+        )
+        assert other_client.status_code == 200  # a different address has its own bucket
