@@ -257,3 +257,49 @@ async def test_an_upstream_that_dies_ends_the_subscription_with_an_error(tmp_pat
                 events_cm.__exit__(None, None, None)
     assert message["type"] == "error" and message["id"] == "d"
     assert message["payload"][0]["extensions"]["code"] == "SUBGRAPH_UNAVAILABLE"
+
+
+async def test_subscriptions_per_connection_are_limited(tmp_path: Path) -> None:
+    with (
+        failing_subgraph("stable", "ok", tmp_path) as stable,
+        failing_subgraph("events", "ok", tmp_path) as events,
+    ):
+        sources = [
+            SubgraphSource(n, u, fetch_sdl(u)) for n, u in (("stable", stable), ("events", events))
+        ]
+        supergraph = tmp_path / "supergraph.graphql"
+        supergraph.write_text(compose(sources))
+        with run_router(
+            supergraph,
+            {"stable": stable, "events": events},
+            tmp_path,
+            REELGRAPH_SUBSCRIPTIONS_PER_CONNECTION="2",
+        ) as router:
+            async with client(router) as socket:
+                for n in range(3):
+                    await socket.send(
+                        json.dumps(
+                            {
+                                "type": "subscribe",
+                                "id": str(n),
+                                "payload": {"query": MESSAGES, "variables": {"topic": "cap"}},
+                            }
+                        )
+                    )
+                refused = await receive(socket)
+                assert refused["type"] == "error" and refused["id"] == "2"
+                assert refused["payload"][0]["extensions"]["code"] == "SUBSCRIPTION_LIMIT"
+                await wait_for_subscribers({"events": events}, "cap", 2)
+                # Completing one frees its slot.
+                await socket.send(json.dumps({"type": "complete", "id": "0"}))
+                await wait_for_subscribers({"events": events}, "cap", 1)
+                await socket.send(
+                    json.dumps(
+                        {
+                            "type": "subscribe",
+                            "id": "3",
+                            "payload": {"query": MESSAGES, "variables": {"topic": "cap"}},
+                        }
+                    )
+                )
+                await wait_for_subscribers({"events": events}, "cap", 2)
