@@ -37,8 +37,8 @@ from supergraph.execute import (
     ResponseShaper,
     compile_operation,
 )
+from supergraph.execute.executor import absorb_root
 from supergraph.execute.fetcher import UploadPart
-from supergraph.execute.merge import client_error, deep_merge
 from supergraph.model import Supergraph, build_api_schema, load_supergraph
 from supergraph.plan import (
     FetchNode,
@@ -225,17 +225,7 @@ class Router:
         )
         async for event in events:
             state = ExecutionState(variables=raw, headers=sent)
-            data = event.get("data")
-            if isinstance(data, dict):
-                deep_merge(state.data, data)
-            else:
-                state.root_failed = True
-            for error in event.get("errors") or []:
-                if isinstance(error, dict):
-                    path = error.get("path")
-                    state.errors.append(
-                        client_error(error, path if isinstance(path, list) else None)
-                    )
+            absorb_root(state, event.get("data"), event.get("errors") or [])
             await self.executor.run(rest, state)
             yield self._shape(prepared, state, coerced.coerced, {}, list(state.errors))
 
@@ -271,13 +261,7 @@ class Router:
             root.service, root.operation, root_variables, files, headers=headers
         )
         state = ExecutionState(variables=raw, headers=headers)
-        if response.data:
-            deep_merge(state.data, response.data)
-        if response.failed or response.data is None:
-            state.root_failed = True
-        for error in response.errors:
-            at = error.get("path")
-            state.errors.append(client_error(error, at if isinstance(at, list) else None))
+        absorb_root(state, response.data, response.errors, failed=response.failed)
         await self.executor.run(rest, state)
         return self._shape(prepared, state, coerced.coerced, {}, list(state.errors))
 

@@ -34,6 +34,29 @@ class ExecutionState:
     root_failed: bool = False
 
 
+def absorb_root(
+    state: ExecutionState,
+    data: Any,
+    errors: list[Any],
+    *,
+    failed: bool = False,
+) -> None:
+    """A root response (a fetch, an upload, a subscription event) into the response tree:
+    its data merged, its errors kept at their paths, which the client's paths equal."""
+    if isinstance(data, dict):
+        deep_merge(state.data, data)
+    if failed or not isinstance(data, dict):
+        # Its errors already explain every field it should have answered.
+        state.root_failed = True
+    for error in errors:
+        if not isinstance(error, dict):
+            continue
+        path = error.get("path")
+        client_path = path if isinstance(path, list) and path else None
+        state.errors.append(client_error(error, client_path))
+        state.error_paths.append(client_path or [])
+
+
 class PlanExecutor:
     def __init__(self, supergraph: Supergraph, fetcher: Fetcher) -> None:
         self.supergraph = supergraph
@@ -61,16 +84,7 @@ class PlanExecutor:
             headers=state.headers,
             dedupable=node.operation_kind == "query",
         )
-        if response.data:
-            deep_merge(state.data, response.data)
-        if response.failed or response.data is None:
-            # Its errors already explain every field it should have answered.
-            state.root_failed = True
-        for error in response.errors:
-            path = error.get("path")
-            client_path = path if isinstance(path, list) and path else None
-            state.errors.append(client_error(error, client_path))
-            state.error_paths.append(client_path or [])
+        absorb_root(state, response.data, response.errors, failed=response.failed)
 
     async def _entities(self, flatten: FlattenNode, state: ExecutionState) -> None:
         node = flatten.node
