@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from graphql import (
+    ArgumentNode,
     DocumentNode,
     FieldNode,
     FragmentDefinitionNode,
@@ -20,11 +21,14 @@ from graphql import (
     OperationDefinitionNode,
     OperationType,
     SelectionSetNode,
+    VariableNode,
     execute,
     parse,
     validate,
+    visit,
 )
 from graphql.execution.values import VariableValues, get_variable_values
+from graphql.language import Visitor
 
 from supergraph.cache import LRUCache
 from supergraph.edge.errors import EdgeError
@@ -65,6 +69,9 @@ class RequestError(Exception):
 
 @dataclass(frozen=True)
 class Prepared:
+    digest: str
+    # Variables the operation's limits depend on (list sizes from `first`/`last`).
+    size_variables: tuple[str, ...]
     document: DocumentNode
     operation: OperationDefinitionNode
     plan: QueryPlan
@@ -105,6 +112,8 @@ class Router:
         self.introspection = introspection
         # Production defaults apply to every router unless told otherwise.
         self.limits = limits if limits is not None else OperationLimits()
+        # Operations (with their list-size variables) that passed the limits already.
+        self.within_limits: LRUCache[tuple[object, ...], bool] = LRUCache(plan_cache_size)
         self.documents: LRUCache[str, DocumentNode] = LRUCache(document_cache_size)
         self.plans: LRUCache[tuple[str, str | None], Prepared] = LRUCache(plan_cache_size)
 
@@ -149,6 +158,8 @@ class Router:
         root = self.api_schema.get_root_type(operation.operation)
         assert root is not None
         prepared = Prepared(
+            digest=digest,
+            size_variables=_size_variables(document),
             document=document,
             operation=operation,
             plan=plan,
@@ -165,12 +176,17 @@ class Router:
         self, prepared: Prepared, operation_name: str | None, variables: Mapping[str, Any] | None
     ) -> None:
         """Depth, aliases, root fields and cost of this operation with these variables."""
+        sizes = tuple(repr((variables or {}).get(name)) for name in prepared.size_variables)
+        key = (prepared.digest, operation_name, sizes)
+        if self.within_limits.get(key):
+            return
         try:
             self.limits.check_document(
                 self.api_schema, prepared.document, operation_name, variables
             )
         except EdgeError as error:
             raise RequestError(error.body()["errors"], status=error.status) from None
+        self.within_limits.put(key, True)
 
     # --- executing ------------------------------------------------------------------------
 
@@ -374,6 +390,19 @@ def _select_operation(document: DocumentNode, name: str | None) -> OperationDefi
         if operation.name and operation.name.value == name:
             return operation
     raise RequestError([_error(f"Unknown operation named '{name}'.", "GRAPHQL_VALIDATION_FAILED")])
+
+
+def _size_variables(document: DocumentNode) -> tuple[str, ...]:
+    """Variables passed as `first` or `last` anywhere in the document."""
+    names: set[str] = set()
+
+    class _Sizes(Visitor):
+        def enter_argument(self, node: ArgumentNode, *_: object) -> None:
+            if node.name.value in ("first", "last") and isinstance(node.value, VariableNode):
+                names.add(node.value.name.value)
+
+    visit(document, _Sizes())
+    return tuple(sorted(names))
 
 
 def _uses_introspection(document: DocumentNode) -> bool:

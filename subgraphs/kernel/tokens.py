@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections import OrderedDict
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -94,13 +95,34 @@ class JwksClient:
 
 
 class TokenVerifier:
-    def __init__(self, keys: KeySource, *, issuer: str, audience: str) -> None:
+    def __init__(
+        self, keys: KeySource, *, issuer: str, audience: str, cache_size: int = 10_000
+    ) -> None:
         self.keys = keys
         self.issuer = issuer
         self.audience = audience
+        # A client sends the same token with every request until it expires: its signature
+        # is checked once. The whole token is the key, so a forged one can never hit.
+        self.cache_size = cache_size
+        self._verified: OrderedDict[str, AccessClaims] = OrderedDict()
 
     async def verify(self, token: str) -> AccessClaims:
         """Verify an access token, or raise `Unauthenticated` saying why in general terms."""
+        cached = self._verified.get(token)
+        if cached is not None:
+            if cached.expires_at > time.time():
+                self._verified.move_to_end(token)
+                return cached
+            del self._verified[token]
+            raise Unauthenticated("Access token has expired.", reason="TOKEN_EXPIRED")
+        claims = await self._verify(token)
+        if self.cache_size > 0:
+            self._verified[token] = claims
+            if len(self._verified) > self.cache_size:
+                self._verified.popitem(last=False)
+        return claims
+
+    async def _verify(self, token: str) -> AccessClaims:
         try:
             header = jwt.get_unverified_header(token)
         except JOSEError:
