@@ -66,8 +66,15 @@ def reelgraph_router(
     dedupe: bool,
     log: Path,
     env: dict[str, str] | None = None,
+    unset_prefixes: tuple[str, ...] = (),
 ) -> Iterator[RunningGateway]:
+    """`env` is added to this process's environment; variables starting with one of
+    `unset_prefixes` are left out first (so a setting is at its default whatever the shell
+    exports)."""
     command = [str(REELGRAPH), "router", "--supergraph", str(supergraph), "--port", str(port)]
+    inherited = {
+        k: v for k, v in os.environ.items() if not (unset_prefixes and k.startswith(unset_prefixes))
+    }
     if not dedupe:
         command.append("--no-dedupe")
     with open(log, "wb") as out:
@@ -76,7 +83,7 @@ def reelgraph_router(
             cwd=ROOT,
             stdout=out,
             stderr=subprocess.STDOUT,
-            env={**os.environ, **(env or {})},
+            env={**inherited, **(env or {})},
         )
     try:
         _wait_healthy(f"http://127.0.0.1:{port}/health", process, log)

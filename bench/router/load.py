@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import shutil
 import subprocess
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -14,18 +15,38 @@ _LUA = """-- written by bench/router/load.py
 wrk.method = "POST"
 wrk.headers["Content-Type"] = "application/json"
 wrk.headers["Accept"] = "application/json"
-wrk.body = [==[%(body)s]==]
-
+%(headers)swrk.body = [==[%(body)s]==]
+%(check)s
 done = function(summary, latency, requests)
   local e = summary.errors
   io.write(string.format(
     "%(mark)s{\\"requests\\": %%f, \\"duration_us\\": %%f, \\"connect\\": %%f, " ..
     "\\"read\\": %%f, \\"write\\": %%f, \\"status\\": %%f, \\"timeout\\": %%f, " ..
     "\\"p50_us\\": %%f, \\"p90_us\\": %%f, \\"p99_us\\": %%f, \\"mean_us\\": %%f, " ..
-    "\\"max_us\\": %%f}\\n",
+    "\\"max_us\\": %%f, \\"bad_bodies\\": %%f}\\n",
     summary.requests, summary.duration, e.connect, e.read, e.write, e.status, e.timeout,
     latency:percentile(50), latency:percentile(90), latency:percentile(99),
-    latency.mean, latency.max))
+    latency.mean, latency.max, bad_bodies()))
+end
+"""
+
+# Without an expected body, wrk does not hand responses to the script at all.
+_NO_CHECK = """bad_bodies = function() return -1 end
+"""
+
+# With one, every response body is compared byte for byte (each wrk thread counts in its own
+# Lua state; `done` runs in the main one and adds the threads' counts up).
+_CHECK = """local expected = [==[%(expected)s]==]
+local threads = {}
+mismatches = 0
+setup = function(thread) table.insert(threads, thread) end
+response = function(status, headers, body)
+  if body ~= expected then mismatches = mismatches + 1 end
+end
+bad_bodies = function()
+  local total = 0
+  for _, thread in ipairs(threads) do total = total + thread:get("mismatches") end
+  return total
 end
 """
 
@@ -46,11 +67,27 @@ def wrk_version() -> str:
     return (done.stdout or done.stderr).splitlines()[0].strip()
 
 
-def write_script(path: Path, body: bytes) -> Path:
+def write_script(
+    path: Path,
+    body: bytes,
+    headers: Mapping[str, str] | None = None,
+    *,
+    expect_body: bytes | None = None,
+) -> Path:
+    """A wrk script POSTing `body` with `headers` (e.g. `Authorization`) on every request.
+    With `expect_body`, every response body must be exactly those bytes; the others are
+    counted (`WrkResult.bad_bodies`)."""
     text = body.decode()
-    if "]==]" in text:
-        raise ValueError("request body contains the Lua long-string terminator ]==]")
-    path.write_text(_LUA % {"body": text, "mark": WRK_MARK})
+    pairs = list((headers or {}).items())
+    expected = expect_body.decode() if expect_body is not None else ""
+    parts = [text, expected, *(part for pair in pairs for part in pair)]
+    if any("]==]" in part for part in parts):
+        raise ValueError("request, header or expected body contains the Lua terminator ]==]")
+    if expected.startswith(("\n", "\r")):
+        raise ValueError("a Lua long string drops a leading newline")
+    extra = "".join(f"wrk.headers[ [==[{name}]==] ] = [==[{value}]==]\n" for name, value in pairs)
+    check = _CHECK % {"expected": expected} if expect_body is not None else _NO_CHECK
+    path.write_text(_LUA % {"body": text, "headers": extra, "check": check, "mark": WRK_MARK})
     return path
 
 
@@ -65,6 +102,7 @@ class WrkResult:
     max_ms: float
     socket_errors: int  # connect + read + write + timeout
     non_2xx: int  # wrk's "status" errors: HTTP status > 399
+    bad_bodies: int | None = None  # responses unlike the expected body; None: not checked
 
     @property
     def rps(self) -> float:
@@ -72,7 +110,7 @@ class WrkResult:
 
     @property
     def errors(self) -> int:
-        return self.socket_errors + self.non_2xx
+        return self.socket_errors + self.non_2xx + (self.bad_bodies or 0)
 
 
 def run_wrk(
@@ -107,4 +145,5 @@ def run_wrk(
         max_ms=raw["max_us"] / 1000,
         socket_errors=int(raw["connect"] + raw["read"] + raw["write"] + raw["timeout"]),
         non_2xx=int(raw["status"]),
+        bad_bodies=int(raw["bad_bodies"]) if raw["bad_bodies"] >= 0 else None,
     )

@@ -146,9 +146,17 @@ _JSON = {"content-type": "application/json", "accept": "application/json"}
 class SpotChecker(threading.Thread):
     """Every SPOT_CHECK_INTERVAL_S, one more request whose body is compared in full."""
 
-    def __init__(self, url: str, body: bytes, expected: Mapping[str, Any], limit_s: float):
+    def __init__(
+        self,
+        url: str,
+        body: bytes,
+        expected: Mapping[str, Any],
+        limit_s: float,
+        headers: Mapping[str, str] | None = None,
+    ):
         super().__init__(daemon=True)
         self.url, self.body, self.expected = url, body, expected
+        self.headers = {**_JSON, **(headers or {})}
         self.max_checks = int(limit_s / SPOT_CHECK_INTERVAL_S) + 10
         self.stop_event = threading.Event()
         self.ok = 0
@@ -161,7 +169,7 @@ class SpotChecker(threading.Thread):
                 if self.stop_event.wait(SPOT_CHECK_INTERVAL_S):
                     return
                 try:
-                    response = client.post(self.url, content=self.body, headers=_JSON)
+                    response = client.post(self.url, content=self.body, headers=self.headers)
                     problem = (
                         f"HTTP {response.status_code}: {response.text[:300]}"
                         if response.status_code != 200
@@ -229,14 +237,23 @@ def measure(
     warmup_s: float,
     expected: Mapping[str, Any],
     work: Path,
+    body: bytes | None = None,
+    headers: Mapping[str, str] | None = None,
+    expect_body: bytes | None = None,
 ) -> Row:
-    script = write_script(work / f"{query.name}.lua", request_body(query))
+    """One cell. `body` (default: the query as full text) and `headers` (added to every wrk
+    and spot-check request) let a caller send e.g. an APQ hash with a bearer token. With
+    `expect_body`, wrk compares every response body with those bytes."""
+    body = request_body(query) if body is None else body
+    script = write_script(  # rewritten per cell
+        work / f"{query.name}.lua", body, headers, expect_body=expect_body
+    )
     if warmup_s > 0:
         run_wrk(gateway.url, script, connections=connections, duration_s=warmup_s)
     canned.reset()
     gateway_cpu = procstat.CpuWindow(gateway.pid)
     canned_cpu = procstat.CpuWindow(canned.pid)
-    checker = SpotChecker(gateway.url, request_body(query), expected, duration_s)
+    checker = SpotChecker(gateway.url, body, expected, duration_s, headers)
     system_before, wrk_before = _system_busy_seconds(), _children_cpu_seconds()
     gateway_cpu.start()
     canned_cpu.start()
@@ -515,6 +532,22 @@ def _package_version(name: str) -> str:
 
 
 def settings(args: argparse.Namespace) -> dict[str, str]:
+    common = reelgraph_settings(args)
+    common["reelgraph"] = common["reelgraph"].replace(
+        "default settings", "default settings but rate limits `off`"
+    )
+    hive = (
+        f"@graphql-hive/gateway {hive_version()} on Node {node_version()}, "
+        "`NODE_ENV=production`, config from tests/federation/hive.py (logging warn) + "
+        "`deduplicateInflightRequests`; workers: " + ", ".join(str(f) for f in args.hive_fork)
+    )
+    order = ["date", "machine", "reelgraph", "hive", "load", "supergraph", "queries"]
+    return {key: hive if key == "hive" else common[key] for key in order}
+
+
+def reelgraph_settings(args: argparse.Namespace) -> dict[str, str]:
+    """The report's settings except Hive's; `args` needs `router_log_level`, `connections`,
+    `warmup` and `duration`."""
     load1, load5, _ = os.getloadavg()
     mem_kib = int(Path("/proc/meminfo").read_text().split()[1])
     return {
@@ -530,11 +563,6 @@ def settings(args: argparse.Namespace) -> dict[str, str]:
             f"{_package_version('graphql-core')}; subgraph client: {_subgraph_client()}; "
             "`reelgraph router` (one uvicorn process, default settings: log level "
             f"{args.router_log_level or 'INFO (default)'})"
-        ),
-        "hive": (
-            f"@graphql-hive/gateway {hive_version()} on Node {node_version()}, "
-            "`NODE_ENV=production`, config from tests/federation/hive.py (logging warn) + "
-            "`deduplicateInflightRequests`; workers: " + ", ".join(str(f) for f in args.hive_fork)
         ),
         "load": (
             f"{wrk_version()}, 1 thread, connections {args.connections}, "
@@ -700,6 +728,7 @@ def _subgraphs() -> list[str]:
 
 
 GatewayStarter = Callable[[], AbstractContextManager[RunningGateway]]
+NO_RATE_LIMITS = {"REELGRAPH_RATE_LIMIT_USER": "off", "REELGRAPH_RATE_LIMIT_IP": "off"}
 
 
 def _gateways(
@@ -707,7 +736,11 @@ def _gateways(
 ) -> list[GatewayStarter]:
     starts: list[GatewayStarter] = []
     if not args.skip_reelgraph:
-        env = {"REELGRAPH_LOG_LEVEL": args.router_log_level} if args.router_log_level else {}
+        # One client address sends everything: the default 100/second per address would
+        # turn most requests into 429s. Hive Gateway has no rate limit configured either.
+        env = dict(NO_RATE_LIMITS)
+        if args.router_log_level:
+            env["REELGRAPH_LOG_LEVEL"] = args.router_log_level
         log = work / f"router-{_mode(dedupe)}.log"
         starts.append(
             lambda: reelgraph_router(supergraph, free_port(), dedupe=dedupe, log=log, env=env)
