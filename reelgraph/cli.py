@@ -22,6 +22,17 @@ def _factory(spec: str) -> Callable[[Settings], Any]:
     return factory
 
 
+# The supergraph the router serves and `plan` plans against.
+supergraph_option = click.option(
+    "--supergraph",
+    "supergraph_path",
+    type=click.Path(exists=True, dir_okay=False),
+    default=str(SUPERGRAPH),
+    show_default=True,
+    help="Supergraph SDL file.",
+)
+
+
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 def main() -> None:
     """Reelgraph: a video platform behind one federated GraphQL API.
@@ -110,14 +121,7 @@ def make_migration(service: str, message: str) -> None:
 
 
 @main.command()
-@click.option(
-    "--supergraph",
-    "supergraph_path",
-    type=click.Path(exists=True, dir_okay=False),
-    default=str(SUPERGRAPH),
-    show_default=True,
-    help="Supergraph SDL to serve.",
-)
+@supergraph_option
 @click.option("--host", default=None, help="Interface to bind (default REELGRAPH_HOST).")
 @click.option("--port", type=int, default=None, help="Port (default REELGRAPH_ROUTER_PORT, 4000).")
 @click.option(
@@ -172,13 +176,7 @@ def router(
 
 
 @main.command()
-@click.option(
-    "--supergraph",
-    "supergraph_path",
-    type=click.Path(exists=True, dir_okay=False),
-    default=str(SUPERGRAPH),
-    show_default=True,
-)
+@supergraph_option
 @click.option("--operation-name", default=None, help="Which operation of the document to plan.")
 @click.argument("query")
 def plan(supergraph_path: str, operation_name: str | None, query: str) -> None:
