@@ -54,6 +54,8 @@ def up() -> None:
         # The router finds our services where this configuration puts them.
         key = f"REELGRAPH_SUBGRAPH_{env_name(name)}_URL"
         os.environ.setdefault(key, f"{settings.service_url(name)}/graphql")
+    # Our router verifies tokens against our auth service at the edge.
+    os.environ.setdefault("REELGRAPH_ROUTER_JWKS_URL", settings.resolved_jwks_url())
     children = [(name, [sys.executable, "-m", "reelgraph", *args]) for name, args in up_processes()]
     sys.exit(asyncio.run(Supervisor(children).run()))
 

@@ -279,6 +279,14 @@ def test_up_supervises_restarts_a_killed_service_and_stops_cleanly_on_sigint(up:
         timeout=10,
     ).json()
     assert routed == {"data": {"register": {"user": {"handle": "upper"}}}}, routed
+    # The router verifies tokens against auth's JWKS before calling anything.
+    forged = httpx.post(
+        f"http://127.0.0.1:{up.router_port}/graphql",
+        json={"query": "{ me { handle } }"},
+        headers={"authorization": "Bearer forged.token.value"},
+        timeout=10,
+    )
+    assert forged.status_code == 401, forged.text
     (first,) = serve_auth_children(up.process.pid)
 
     os.kill(first, signal.SIGKILL)
