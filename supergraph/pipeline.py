@@ -108,7 +108,7 @@ class Router:
         self.supergraph: Supergraph = load_supergraph(supergraph_sdl)
         self.api_schema: GraphQLSchema = build_api_schema(supergraph_sdl)
         self.fetcher = fetcher
-        self.executor = PlanExecutor(self.supergraph, fetcher)
+        self.executor = PlanExecutor(fetcher)
         self.introspection = introspection
         # Production defaults apply to every router unless told otherwise.
         self.limits = limits if limits is not None else OperationLimits()
@@ -439,8 +439,4 @@ def _introspection_document(
     return DocumentNode(definitions=(trimmed, *fragments))
 
 
-def load_router(supergraph_sdl: str, fetcher: Fetcher, **options: Any) -> Router:
-    return Router(supergraph_sdl, fetcher, **options)
-
-
-__all__ = ["Prepared", "RequestError", "Router", "load_router", "print_plan"]
+__all__ = ["Prepared", "RequestError", "Router"]

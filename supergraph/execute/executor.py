@@ -19,7 +19,6 @@ from supergraph.execute.merge import (
     paths_of,
     representation,
 )
-from supergraph.model import Supergraph
 from supergraph.plan import FetchNode, FlattenNode, ParallelNode, PlanNode, SequenceNode
 
 
@@ -58,8 +57,7 @@ def absorb_root(
 
 
 class PlanExecutor:
-    def __init__(self, supergraph: Supergraph, fetcher: Fetcher) -> None:
-        self.supergraph = supergraph
+    def __init__(self, fetcher: Fetcher) -> None:
         self.fetcher = fetcher
 
     async def run(self, node: PlanNode | None, state: ExecutionState) -> None:
@@ -115,7 +113,7 @@ class PlanExecutor:
         response = await self.fetcher.fetch(
             node.service, node.operation, variables, headers=state.headers
         )
-        drop_typename = self._is_interface_object(node)
+        drop_typename = node.drops_typename
         entities = (response.data or {}).get("_entities")
         if isinstance(entities, list):
             for position, entity in enumerate(entities[: len(owners)]):
@@ -160,11 +158,3 @@ class PlanExecutor:
         state.errors.append(client_error(error, first if failed else None))
         for group in owners:
             state.error_paths += group
-
-    def _is_interface_object(self, node: FetchNode) -> bool:
-        typename = node.representation_typename
-        if typename is None:
-            return False
-        graph = next((g for g in self.supergraph.graphs.values() if g.name == node.service), None)
-        info = self.supergraph.types[typename].graphs.get(graph.enum_value) if graph else None
-        return bool(info and info.is_interface_object)

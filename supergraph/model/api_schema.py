@@ -17,7 +17,6 @@ from graphql import (
     SchemaDefinitionNode,
     SchemaExtensionNode,
     TypeDefinitionNode,
-    TypeExtensionNode,
     build_ast_schema,
     parse,
 )
@@ -147,4 +146,4 @@ def _base_name(type_node: Any) -> str:
     return type_node.name.value
 
 
-__all__ = ["TypeExtensionNode", "build_api_schema"]
+__all__ = ["build_api_schema"]

@@ -25,6 +25,8 @@ class FetchNode:
     representation_typename: str | None = None
     # The type the `_entities` selection is written against.
     entity_type: str | None = None
+    # The subgraph answers with an interface name as `__typename`: drop it when merging.
+    drops_typename: bool = False
     id: int = 0
 
 

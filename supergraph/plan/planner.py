@@ -41,6 +41,7 @@ from supergraph.selections import (
     Selection,
     copy_selection,
     from_ast,
+    merge_into,
     print_selections,
     variables_in,
 )
@@ -406,7 +407,7 @@ class _Planner:
             )
             deps.discard(group)
             group.depends_on |= deps
-            _merge_requires(group.requires, requires)
+            merge_into(group.requires, requires)
             used |= deps
         inner = self._conditional_target(group.selections, ctx.conditions)
         group_ctx = Context(group, ctx.path, reserved=ctx.reserved)
@@ -750,6 +751,15 @@ class _Planner:
         assert best is not None, "a dependent fetch always descends from a root fetch"
         return best[1]
 
+    def _names_interface_object(self, group: Group) -> bool:
+        """An @interfaceObject subgraph answers with the interface's name as `__typename`:
+        that must not overwrite the concrete type already in the response."""
+        typename = group.representation_typename
+        if typename is None:
+            return False
+        info = self.sg.types[typename].graphs.get(group.graph)
+        return bool(info and info.is_interface_object)
+
     def _fetch_node(self, group: Group) -> PlanNode:
         graph = self.sg.graphs[group.graph]
         used = variables_in(group.selections)
@@ -785,6 +795,7 @@ class _Planner:
             requires=tuple(group.requires) if group.parent_type is not None else None,
             representation_typename=group.representation_typename,
             entity_type=group.parent_type,
+            drops_typename=self._names_interface_object(group),
             id=group.id,
         )
         if group.parent_type is None:
@@ -798,12 +809,6 @@ def _parallel(nodes: list[PlanNode]) -> PlanNode:
 
 def _provides(provided: tuple[Selection, ...] | None, name: str) -> bool:
     return provided is not None and any(isinstance(s, Field) and s.name == name for s in provided)
-
-
-def _merge_requires(target: list[Selection], additions: list[Selection]) -> None:
-    from supergraph.selections import merge_into
-
-    merge_into(target, additions)
 
 
 def _client_keys(selections: list[Selection]) -> dict[str, Field]:
