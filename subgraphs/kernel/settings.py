@@ -63,6 +63,9 @@ class Settings(BaseSettings):
     login_failure_window: int = Field(default=900, gt=0)
     trusted_proxies: str = "127.0.0.1,::1"
 
+    # The origin clients reach (the router): upload and media URLs are built on it.
+    public_url: str | None = None
+
     log_level: str = "INFO"
 
     def port(self, service: str) -> int:
@@ -71,6 +74,9 @@ class Settings(BaseSettings):
 
     def service_url(self, service: str) -> str:
         return f"http://{self.host}:{self.port(service)}"
+
+    def resolved_public_url(self) -> str:
+        return (self.public_url or self.service_url("router")).rstrip("/")
 
     def resolved_jwks_url(self) -> str:
         return self.jwks_url or f"{self.service_url('auth')}/.well-known/jwks.json"
