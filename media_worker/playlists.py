@@ -42,39 +42,75 @@ def measure_variant(playlist_path: str) -> VariantStats:
     return VariantStats(peak_bandwidth=round(peak), average_bandwidth=round(average))
 
 
+#: RFC 6381 name of AAC-LC, the only audio we write.
+AAC_LC = "mp4a.40.2"
+
+
 def codecs_string(rendition: RenditionResult) -> str:
-    # RFC 6381 avc1.PPCCLL: the SPS's profile_idc, constraint flags and level_idc in hex.
+    """The CODECS attribute: `avc1.PPCCLL` (the SPS's profile_idc, constraint flags and
+    level_idc in hex) and/or AAC-LC."""
     r = rendition
-    video = f"avc1.{r.profile_idc:02x}{r.constraint_flags:02x}{r.level_idc:02x}"
-    return f"{video},mp4a.40.2" if rendition.has_audio else video
+    codecs = []
+    if r.has_video:
+        codecs.append(
+            f"avc1.{r.profile_idc or 0:02x}{r.constraint_flags or 0:02x}{r.level_idc or 0:02x}"
+        )
+    if r.has_audio:
+        codecs.append(AAC_LC)
+    return ",".join(codecs)
+
+
+def _short_side(rendition: RenditionResult) -> int:
+    return min(rendition.width or 0, rendition.height or 0)
 
 
 def start_order(renditions: list[RenditionResult]) -> list[RenditionResult]:
     """Renditions highest first, except the start variant (720p, else the top rung) leads."""
-    by_height = sorted(renditions, key=lambda r: min(r.width, r.height), reverse=True)
-    start = next(
-        (r for r in by_height if min(r.width, r.height) <= PREFERRED_START_HEIGHT), by_height[0]
-    )
+    by_height = sorted(renditions, key=_short_side, reverse=True)
+    start = next((r for r in by_height if _short_side(r) <= PREFERRED_START_HEIGHT), by_height[0])
     return [start, *(r for r in by_height if r is not start)]
 
 
-def write_master_playlist(result: TranscodeResult) -> str:
-    """Write `<out_dir>/master.m3u8` for a finished transcode and return its path."""
+@dataclass(frozen=True)
+class Variant:
+    """One line of the master playlist, as written."""
+
+    rendition: RenditionResult
+    uri: str
+    stats: VariantStats
+    codecs: str
+
+
+@dataclass(frozen=True)
+class MasterPlaylist:
+    path: str
+    variants: list[Variant]
+
+
+def write_master_playlist(result: TranscodeResult) -> MasterPlaylist:
+    """Write `<out_dir>/master.m3u8` for a finished transcode: variants in start order."""
     lines = ["#EXTM3U", "#EXT-X-VERSION:3", "#EXT-X-INDEPENDENT-SEGMENTS"]
+    variants = []
     for rendition in start_order(result.renditions):
-        stats = measure_variant(rendition.playlist_path)
-        attributes = ",".join(
-            [
-                f"BANDWIDTH={stats.peak_bandwidth}",
-                f"AVERAGE-BANDWIDTH={stats.average_bandwidth}",
-                f"RESOLUTION={rendition.width}x{rendition.height}",
-                f'CODECS="{codecs_string(rendition)}"',
-                f"FRAME-RATE={rendition.frame_rate:.3f}",
-            ]
+        variant = Variant(
+            rendition=rendition,
+            uri=f"{rendition.name}/{PLAYLIST_NAME}",
+            stats=measure_variant(rendition.playlist_path),
+            codecs=codecs_string(rendition),
         )
-        lines.append(f"#EXT-X-STREAM-INF:{attributes}")
-        lines.append(f"{rendition.rung.name}/{PLAYLIST_NAME}")
+        attributes = [
+            f"BANDWIDTH={variant.stats.peak_bandwidth}",
+            f"AVERAGE-BANDWIDTH={variant.stats.average_bandwidth}",
+        ]
+        if rendition.has_video:
+            attributes.append(f"RESOLUTION={rendition.width}x{rendition.height}")
+        attributes.append(f'CODECS="{variant.codecs}"')
+        if rendition.frame_rate is not None:
+            attributes.append(f"FRAME-RATE={rendition.frame_rate:.3f}")
+        lines.append(f"#EXT-X-STREAM-INF:{','.join(attributes)}")
+        lines.append(variant.uri)
+        variants.append(variant)
     path = os.path.join(result.out_dir, MASTER_NAME)
     with open(path, "w", encoding="utf-8") as master:
         master.write("\n".join(lines) + "\n")
-    return path
+    return MasterPlaylist(path=path, variants=variants)

@@ -1,11 +1,13 @@
-"""Decode a source once and encode every rung of an HLS ladder into local directories.
-Each rung becomes `<out_dir>/<rung.name>/index.m3u8` plus MPEG-TS segments."""
+"""Decode a source once and encode every rung of an HLS ladder, each rung in its own thread.
+Each rendition becomes `<out_dir>/<name>/index.m3u8` plus MPEG-TS segments."""
 
 from __future__ import annotations
 
 import itertools
 import math
 import os
+import queue
+import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from fractions import Fraction
@@ -18,25 +20,49 @@ from av.video.frame import PictureType
 from media_worker.ladder import Rung
 
 PLAYLIST_NAME = "index.m3u8"
+SEGMENT_PATTERN = "segment_%05d.ts"
 AUDIO_SAMPLE_RATE = 48_000
+AUDIO_FRAME_SIZE = 1024
+#: The one rendition of an audio-only source (as PeerTube does): AAC, stereo.
+AUDIO_ONLY_NAME = "audio"
+AUDIO_ONLY_BITRATE = 128_000
+#: Faster sources (slow-motion phone clips, broken timestamps) are thinned to this rate.
+MAX_FRAME_RATE = 60.0
+# Frames and audio chunks queued ahead of each rung's encoder: enough to keep it busy while
+# the decoder stalls on a keyframe, small enough to bound memory at 1080p.
+QUEUE_DEPTH = 24
+
+#: Called from the decoding thread with each kept video frame (as decoded, not rotated) and
+#: its time in seconds from the start; used to take images in the same pass.
+FrameTap = Callable[[Any, float], None]
 
 
 class TranscodeError(Exception):
-    """The source cannot be transcoded (no video stream, unsized rung, ...)."""
+    """The transcode failed (an encoder or the muxer failed, or the ladder is unusable)."""
+
+
+class SourceDecodeError(TranscodeError):
+    """The source stopped decoding part-way: it is damaged, and retrying will not help."""
+
+
+class TranscodeCancelled(Exception):
+    """The caller asked the transcode to stop (the worker is shutting down)."""
 
 
 @dataclass(frozen=True)
 class RenditionResult:
-    rung: Rung
+    name: str
     playlist_path: str
-    width: int
-    height: int
-    frame_rate: float
+    has_video: bool
     has_audio: bool
+    #: Output picture size and frame rate; None for the audio-only rendition.
+    width: int | None
+    height: int | None
+    frame_rate: float | None
     #: H.264 SPS profile_idc, constraint flags and level_idc as written by the encoder.
-    profile_idc: int
-    constraint_flags: int
-    level_idc: int
+    profile_idc: int | None = None
+    constraint_flags: int | None = None
+    level_idc: int | None = None
 
 
 @dataclass(frozen=True)
@@ -46,16 +72,6 @@ class TranscodeResult:
     renditions: list[RenditionResult] = field(default_factory=list)
 
 
-@dataclass
-class _Rendition:
-    rung: Rung
-    container: Any
-    video: Any
-    audio: Any | None
-    graph: Any = None
-    first_packet: bytes | None = None
-
-
 def transcode_to_hls(
     source: str,
     out_dir: str,
@@ -63,79 +79,100 @@ def transcode_to_hls(
     *,
     segment_seconds: float = 4.0,
     preset: str = "veryfast",
+    max_frame_rate: float = MAX_FRAME_RATE,
+    video_index: int | None = None,
+    audio_index: int | None = None,
     on_progress: Callable[[float], None] | None = None,
+    on_frame: FrameTap | None = None,
+    cancel: threading.Event | None = None,
 ) -> TranscodeResult:
-    """Transcode `source` to one HLS rendition per rung, decoding the source only once."""
-    if not ladder:
-        raise TranscodeError("empty ladder")
+    """Transcode `source` to one HLS rendition per rung, decoding the source only once.
+
+    `video_index`/`audio_index` pick streams (the probe's choice; default: the first of each).
+    An empty `ladder` means audio-only: one AAC rendition named `audio`. Setting `cancel`
+    stops the work soon after with `TranscodeCancelled`.
+    """
     for rung in ladder:
         if rung.width <= 0 or rung.height <= 0 or rung.width % 2 or rung.height % 2:
             raise TranscodeError(f"rung {rung.name} is not sized to even dims; use choose_ladder")
     with av.open(source) as src:
-        if not src.streams.video:
-            raise TranscodeError(f"{source} has no video stream")
-        in_video = src.streams.video[0]
-        in_audio = src.streams.audio[0] if src.streams.audio else None
-        in_video.thread_type = "AUTO"
-        fps = _frame_rate(in_video)
-        duration = _duration(src, in_video)
-        renditions = [
-            _open_rendition(rung, out_dir, in_video, in_audio, fps, segment_seconds, preset)
-            for rung in ladder
-        ]
-        resampler = (
-            av.AudioResampler(
-                format="fltp", layout="stereo", rate=AUDIO_SAMPLE_RATE, frame_size=1024
-            )
-            if in_audio is not None
-            else None
+        in_video = _pick(src.streams.video, video_index) if ladder else None
+        in_audio = _pick(src.streams.audio, audio_index)
+        if ladder and in_video is None:
+            raise TranscodeError("the source has no video stream to scale to a ladder")
+        if in_video is None and in_audio is None:
+            raise TranscodeError("the source has no audio stream for an audio-only rendition")
+        fps = _output_rate(in_video, max_frame_rate) if in_video is not None else None
+        duration = _duration(src, in_video or in_audio)
+        if in_video is not None:
+            in_video.thread_type = "AUTO"
+            assert fps is not None
+            encoders = [
+                _RenditionEncoder.for_rung(
+                    rung, out_dir, in_video, in_audio, fps, segment_seconds, preset
+                )
+                for rung in ladder
+            ]
+        else:
+            encoders = [_RenditionEncoder.audio_only(out_dir, segment_seconds)]
+        decoder = _Decoder(
+            src=src,
+            video=in_video,
+            audio=in_audio,
+            encoders=encoders,
+            fps=fps,
+            duration=duration,
+            segment_seconds=segment_seconds,
+            thin_to=max_frame_rate if _nominal_rate(in_video) > max_frame_rate + 0.5 else None,
+            on_progress=on_progress,
+            on_frame=on_frame,
+            cancel=cancel,
         )
-        start = src.start_time / av.time_base if src.start_time is not None else 0.0
-        next_keyframe = 0
-        last_reported = -1.0
+        for encoder in encoders:
+            encoder.start()
         try:
-            streams = [in_video] if in_audio is None else [in_video, in_audio]
-            for packet in src.demux(streams):
-                for frame in packet.decode():
-                    if isinstance(frame, av.VideoFrame):
-                        t = (frame.time or 0.0) - start
-                        # Force an IDR at each segment boundary so every rung cuts at the
-                        # same instants (robust to variable frame rate, unlike GOP size).
-                        force_key = t >= next_keyframe * segment_seconds - 1e-3
-                        if force_key:
-                            next_keyframe = math.floor(t / segment_seconds + 1e-6) + 1
-                        for rendition in renditions:
-                            _encode_video(rendition, frame, force_key)
-                        if on_progress is not None and duration > 0:
-                            fraction = min(t / duration, 1.0)
-                            if fraction - last_reported >= 0.01:
-                                last_reported = fraction
-                                on_progress(fraction)
-                    elif resampler is not None and isinstance(frame, av.AudioFrame):
-                        for resampled in resampler.resample(frame):
-                            for rendition in renditions:
-                                _encode_audio(rendition, resampled)
-            if resampler is not None:
-                for resampled in resampler.resample(None):
-                    for rendition in renditions:
-                        _encode_audio(rendition, resampled)
-            for rendition in renditions:
-                _flush(rendition)
-        finally:
-            for rendition in renditions:
-                rendition.container.close()
+            decoder.run()
+            for encoder in encoders:
+                encoder.finish()
+            for encoder in encoders:
+                encoder.join()
+            for encoder in encoders:
+                encoder.raise_error()
+        except BaseException:
+            for encoder in encoders:
+                encoder.abort()
+            for encoder in encoders:
+                encoder.join()
+            raise
     if on_progress is not None:
         on_progress(1.0)
     return TranscodeResult(
-        out_dir=out_dir,
-        duration=duration,
-        renditions=[_result(r, out_dir, fps) for r in renditions],
+        out_dir=out_dir, duration=duration, renditions=[e.result() for e in encoders]
     )
 
 
-def _frame_rate(stream: Any) -> Fraction:
+def _pick(streams: Any, index: int | None) -> Any | None:
+    if index is None:
+        return streams[0] if streams else None
+    for stream in streams:
+        if stream.index == index:
+            return stream
+    raise TranscodeError(f"the source has no stream #{index} of that type")
+
+
+def _nominal_rate(stream: Any | None) -> float:
+    if stream is None:
+        return 0.0
     rate = stream.average_rate or stream.guessed_rate or stream.base_rate
-    return Fraction(rate) if rate else Fraction(30)
+    return float(rate) if rate else 30.0
+
+
+def _output_rate(stream: Any, max_frame_rate: float) -> Fraction:
+    rate = stream.average_rate or stream.guessed_rate or stream.base_rate
+    fps = Fraction(rate) if rate else Fraction(30)
+    if fps > max_frame_rate + 0.5:
+        return Fraction(max_frame_rate).limit_denominator(1001)
+    return fps
 
 
 def _duration(src: Any, stream: Any) -> float:
@@ -146,59 +183,302 @@ def _duration(src: Any, stream: Any) -> float:
     return 0.0
 
 
-def _open_rendition(
-    rung: Rung,
-    out_dir: str,
-    in_video: Any,
-    in_audio: Any | None,
-    fps: Fraction,
-    segment_seconds: float,
-    preset: str,
-) -> _Rendition:
-    rung_dir = os.path.join(out_dir, rung.name)
-    os.makedirs(rung_dir, exist_ok=True)
-    container = av.open(
-        os.path.join(rung_dir, PLAYLIST_NAME),
-        "w",
-        format="hls",
-        options={
-            "hls_time": f"{segment_seconds:g}",
-            "hls_playlist_type": "vod",
-            "hls_segment_filename": os.path.join(rung_dir, "segment_%05d.ts"),
-        },
-    )
-    gop = max(1, round(float(fps) * segment_seconds))
-    video = container.add_stream(
-        "libx264",
-        rate=fps,
-        options={
-            "preset": preset,
+@dataclass
+class _Decoder:
+    """The decoding side: demux and decode once, pick keyframe instants, hand out frames."""
+
+    src: Any
+    video: Any | None
+    audio: Any | None
+    encoders: list[_RenditionEncoder]
+    fps: Fraction | None
+    duration: float
+    segment_seconds: float
+    thin_to: float | None
+    on_progress: Callable[[float], None] | None
+    on_frame: FrameTap | None
+    cancel: threading.Event | None
+    _next_keyframe: int = 0
+    _last_slot: int = -1
+    _last_pts: int | None = None
+    _reported: float = -1.0
+
+    def run(self) -> None:
+        start = self.src.start_time / av.time_base if self.src.start_time is not None else 0.0
+        resampler = (
+            av.AudioResampler(
+                format="fltp", layout="stereo", rate=AUDIO_SAMPLE_RATE, frame_size=AUDIO_FRAME_SIZE
+            )
+            if self.audio is not None
+            else None
+        )
+        streams = [s for s in (self.video, self.audio) if s is not None]
+        try:
+            for packet in self.src.demux(streams):
+                self._check_running()
+                for frame in packet.decode():
+                    if isinstance(frame, av.VideoFrame):
+                        self._video_frame(frame, start)
+                    elif resampler is not None and isinstance(frame, av.AudioFrame):
+                        for chunk in resampler.resample(frame):
+                            self._audio_chunk(chunk, start)
+            if resampler is not None:
+                for chunk in resampler.resample(None):
+                    self._audio_chunk(chunk, start)
+        except av.error.FFmpegError as error:
+            raise SourceDecodeError(f"the source stopped decoding: {error}") from error
+
+    def _check_running(self) -> None:
+        if self.cancel is not None and self.cancel.is_set():
+            raise TranscodeCancelled()
+        for encoder in self.encoders:
+            encoder.raise_error()
+
+    def _video_frame(self, frame: Any, start: float) -> None:
+        if frame.pts is None or (self._last_pts is not None and frame.pts <= self._last_pts):
+            # No usable timestamp, or a repeated one: the encoder and muxer need strictly
+            # increasing times, and a repeated instant shows nothing new.
+            return
+        t = float(frame.pts * frame.time_base) - start
+        if self.thin_to is not None:
+            slot = math.floor(t * self.thin_to + 0.5)
+            if slot <= self._last_slot:
+                return
+            self._last_slot = slot
+        self._last_pts = frame.pts
+        # Force an IDR at each segment boundary so every rung cuts at the same instants
+        # (robust to variable frame rate, unlike a GOP size).
+        force_key = t >= self._next_keyframe * self.segment_seconds - 1e-3
+        if force_key:
+            self._next_keyframe = math.floor(t / self.segment_seconds + 1e-6) + 1
+        if self.on_frame is not None:
+            self.on_frame(frame, t)
+        for encoder in self.encoders:
+            encoder.submit(("video", frame, force_key))
+        self._progress(t)
+
+    def _audio_chunk(self, chunk: Any, start: float) -> None:
+        for encoder in self.encoders:
+            encoder.submit(("audio", chunk, False))
+        if self.video is None and chunk.pts is not None and chunk.time_base is not None:
+            self._progress(float(chunk.pts * chunk.time_base) - start)
+
+    def _progress(self, t: float) -> None:
+        if self.on_progress is None or self.duration <= 0:
+            return
+        fraction = min(max(t / self.duration, 0.0), 1.0)
+        if fraction - self._reported >= 0.01:
+            self._reported = fraction
+            self.on_progress(fraction)
+
+
+_END: Any = object()
+
+
+@dataclass(frozen=True)
+class _VideoSpec:
+    """What one rung's H.264 encoder is asked to make."""
+
+    rung: Rung
+    fps: Fraction
+    time_base: Fraction
+    preset: str
+
+    def x264_options(self, segment_seconds: float) -> dict[str, str]:
+        gop = max(1, round(float(self.fps) * segment_seconds))
+        return {
+            "preset": self.preset,
             "g": str(gop),
             "keyint_min": str(gop),
             "sc_threshold": "0",
-            "maxrate": str(int(rung.video_bitrate * 1.07)),
-            "bufsize": str(int(rung.video_bitrate * 1.5)),
+            "maxrate": str(int(self.rung.video_bitrate * 1.07)),
+            "bufsize": str(int(self.rung.video_bitrate * 1.5)),
             # Repeat SPS/PPS in every IDR so each segment decodes on its own.
             "x264-params": "repeat-headers=1",
-        },
-    )
-    video.width = rung.width
-    video.height = rung.height
-    video.pix_fmt = "yuv420p"
-    video.bit_rate = rung.video_bitrate
-    video.codec_context.time_base = in_video.time_base
-    video.codec_context.framerate = fps
-    video.thread_type = "AUTO"
-    audio = None
-    if in_audio is not None:
-        audio = container.add_stream("aac", rate=AUDIO_SAMPLE_RATE)
-        audio.layout = "stereo"
-        audio.bit_rate = rung.audio_bitrate
-    return _Rendition(rung=rung, container=container, video=video, audio=audio)
+        }
 
 
-def _transpose_filters(rotation: int) -> list[tuple[str, str]]:
-    # `rotation` is counter-clockwise degrees from the display matrix; undo it so output is upright.
+class _RenditionEncoder:
+    """One rendition: scale, encode and mux in its own thread, fed by a bounded queue.
+
+    PyAV releases the GIL inside filtering, encoding and muxing, so the rungs and the
+    decoder run truly in parallel.
+    """
+
+    def __init__(
+        self,
+        *,
+        name: str,
+        out_dir: str,
+        segment_seconds: float,
+        video: _VideoSpec | None,
+        audio_bitrate: int | None,
+    ) -> None:
+        self.name = name
+        self.spec = video
+        self.rung_dir = os.path.join(out_dir, name)
+        os.makedirs(self.rung_dir, exist_ok=True)
+        self.container = av.open(
+            os.path.join(self.rung_dir, PLAYLIST_NAME),
+            "w",
+            format="hls",
+            options={
+                "hls_time": f"{segment_seconds:g}",
+                "hls_playlist_type": "vod",
+                "hls_segment_filename": os.path.join(self.rung_dir, SEGMENT_PATTERN),
+            },
+        )
+        self.video: Any = None
+        if video is not None:
+            self.video = self.container.add_stream(
+                "libx264", rate=video.fps, options=video.x264_options(segment_seconds)
+            )
+            context = self.video.codec_context
+            context.width, context.height = video.rung.width, video.rung.height
+            context.pix_fmt = "yuv420p"
+            context.bit_rate = video.rung.video_bitrate
+            context.time_base = video.time_base
+            context.framerate = video.fps
+            self.video.thread_type = "AUTO"
+        self.audio: Any = None
+        if audio_bitrate is not None:
+            self.audio = self.container.add_stream("aac", rate=AUDIO_SAMPLE_RATE)
+            self.audio.layout = "stereo"
+            self.audio.bit_rate = audio_bitrate
+        self.graph: Any = None
+        self.first_video_packet: bytes | None = None
+        self.queue: queue.Queue[Any] = queue.Queue(maxsize=QUEUE_DEPTH)
+        self.thread = threading.Thread(target=self._run, name=f"rung-{name}", daemon=True)
+        self.error: BaseException | None = None
+        self.aborted = False
+
+    @classmethod
+    def for_rung(
+        cls,
+        rung: Rung,
+        out_dir: str,
+        in_video: Any,
+        in_audio: Any | None,
+        fps: Fraction,
+        segment_seconds: float,
+        preset: str,
+    ) -> _RenditionEncoder:
+        return cls(
+            name=rung.name,
+            out_dir=out_dir,
+            segment_seconds=segment_seconds,
+            video=_VideoSpec(rung=rung, fps=fps, time_base=in_video.time_base, preset=preset),
+            audio_bitrate=rung.audio_bitrate if in_audio is not None else None,
+        )
+
+    @classmethod
+    def audio_only(cls, out_dir: str, segment_seconds: float) -> _RenditionEncoder:
+        return cls(
+            name=AUDIO_ONLY_NAME,
+            out_dir=out_dir,
+            segment_seconds=segment_seconds,
+            video=None,
+            audio_bitrate=AUDIO_ONLY_BITRATE,
+        )
+
+    # --- the decoding thread's side ---------------------------------------------------------
+
+    def start(self) -> None:
+        self.thread.start()
+
+    def submit(self, item: tuple[str, Any, bool]) -> None:
+        self.queue.put(item)
+
+    def finish(self) -> None:
+        self.queue.put(_END)
+
+    def abort(self) -> None:
+        # The thread skips whatever is still queued; _END may already be queued (finish ran).
+        self.aborted = True
+        if self.thread.is_alive():
+            self.queue.put(_END)
+
+    def join(self) -> None:
+        self.thread.join()
+
+    def raise_error(self) -> None:
+        if self.error is not None:
+            raise TranscodeError(f"rendition {self.name} failed: {self.error}") from self.error
+
+    def result(self) -> RenditionResult:
+        profile = (None, None, None)
+        if self.video is not None:
+            profile = _sps_profile_level(self.first_video_packet or b"")
+        return RenditionResult(
+            name=self.name,
+            playlist_path=os.path.join(self.rung_dir, PLAYLIST_NAME),
+            has_video=self.video is not None,
+            has_audio=self.audio is not None,
+            width=self.spec.rung.width if self.spec is not None else None,
+            height=self.spec.rung.height if self.spec is not None else None,
+            frame_rate=float(self.spec.fps) if self.spec is not None else None,
+            profile_idc=profile[0],
+            constraint_flags=profile[1],
+            level_idc=profile[2],
+        )
+
+    # --- the rendition's own thread ---------------------------------------------------------
+
+    def _run(self) -> None:
+        try:
+            while (item := self.queue.get()) is not _END:
+                # After a failure or an abort, keep draining so the decoder never blocks.
+                if self.error is None and not self.aborted:
+                    try:
+                        self._encode(*item)
+                    except BaseException as error:
+                        self.error = error
+            if self.error is None and not self.aborted:
+                self._flush()
+        except BaseException as error:
+            self.error = self.error or error
+        finally:
+            try:
+                self.container.close()
+            except BaseException as error:
+                if not self.aborted:
+                    self.error = self.error or error
+
+    def _encode(self, kind: str, frame: Any, force_key: bool) -> None:
+        if kind == "video":
+            for scaled in self._scaled(frame):
+                scaled.pict_type = PictureType.I if force_key else PictureType.NONE
+                self._mux(self.video.encode(scaled))
+        elif self.audio is not None:
+            self._mux(self.audio.encode(frame))
+
+    def _scaled(self, frame: Any) -> Iterator[Any]:
+        assert self.spec is not None
+        if self.graph is None:
+            self.graph = _build_graph(self.spec.rung, frame)
+        self.graph.push(frame)
+        while True:
+            try:
+                yield self.graph.pull()
+            except (av.BlockingIOError, av.EOFError):
+                return
+
+    def _flush(self) -> None:
+        if self.video is not None:
+            self._mux(self.video.encode(None))
+        if self.audio is not None:
+            self._mux(self.audio.encode(None))
+
+    def _mux(self, packets: list[Any]) -> None:
+        for packet in packets:
+            if self.first_video_packet is None and packet.stream is self.video:
+                self.first_video_packet = bytes(packet)
+            self.container.mux(packet)
+
+
+def transpose_filters(rotation: int) -> list[tuple[str, str]]:
+    """Filters that turn a decoded picture upright, given the frame's `rotation`
+    (counter-clockwise degrees, from its display matrix)."""
     turn = round(rotation / 90) % 4
     if turn == 1:
         return [("transpose", "cclock")]
@@ -209,19 +489,19 @@ def _transpose_filters(rotation: int) -> list[tuple[str, str]]:
     return []
 
 
-def _build_graph(rung: Rung, frame: Any) -> Any:
+def build_filter_chain(frame: Any, filters: list[tuple[str, str]]) -> Any:
+    """A configured graph: buffer (shaped like `frame`) → filters → buffersink."""
     graph = av.filter.Graph()
-    node = graph.add_buffer(
-        width=frame.width,
-        height=frame.height,
-        format=frame.format.name,
-        time_base=frame.time_base,
-    )
-    chain = [node]
-    for name, args in _transpose_filters(frame.rotation or 0):
+    chain = [
+        graph.add_buffer(
+            width=frame.width,
+            height=frame.height,
+            format=frame.format.name,
+            time_base=frame.time_base,
+        )
+    ]
+    for name, args in filters:
         chain.append(graph.add(name, args) if args else graph.add(name))
-    chain.append(graph.add("scale", f"{rung.width}:{rung.height}:flags=bicubic"))
-    chain.append(graph.add("format", "yuv420p"))
     chain.append(graph.add("buffersink"))
     for upstream, downstream in itertools.pairwise(chain):
         upstream.link_to(downstream)
@@ -229,53 +509,14 @@ def _build_graph(rung: Rung, frame: Any) -> Any:
     return graph
 
 
-def _scaled(rendition: _Rendition, frame: Any) -> Iterator[Any]:
-    if rendition.graph is None:
-        rendition.graph = _build_graph(rendition.rung, frame)
-    rendition.graph.push(frame)
-    while True:
-        try:
-            yield rendition.graph.pull()
-        except (av.BlockingIOError, av.EOFError):
-            return
-
-
-def _encode_video(rendition: _Rendition, frame: Any, force_key: bool) -> None:
-    for scaled in _scaled(rendition, frame):
-        scaled.pict_type = PictureType.I if force_key else PictureType.NONE
-        _mux(rendition, rendition.video.encode(scaled))
-
-
-def _encode_audio(rendition: _Rendition, frame: Any) -> None:
-    if rendition.audio is not None:
-        _mux(rendition, rendition.audio.encode(frame))
-
-
-def _flush(rendition: _Rendition) -> None:
-    _mux(rendition, rendition.video.encode(None))
-    if rendition.audio is not None:
-        _mux(rendition, rendition.audio.encode(None))
-
-
-def _mux(rendition: _Rendition, packets: list[Any]) -> None:
-    for packet in packets:
-        if rendition.first_packet is None and packet.stream is rendition.video:
-            rendition.first_packet = bytes(packet)
-        rendition.container.mux(packet)
-
-
-def _result(rendition: _Rendition, out_dir: str, fps: Fraction) -> RenditionResult:
-    profile_idc, constraint_flags, level_idc = _sps_profile_level(rendition.first_packet or b"")
-    return RenditionResult(
-        rung=rendition.rung,
-        playlist_path=os.path.join(out_dir, rendition.rung.name, PLAYLIST_NAME),
-        width=rendition.rung.width,
-        height=rendition.rung.height,
-        frame_rate=float(fps),
-        has_audio=rendition.audio is not None,
-        profile_idc=profile_idc,
-        constraint_flags=constraint_flags,
-        level_idc=level_idc,
+def _build_graph(rung: Rung, frame: Any) -> Any:
+    return build_filter_chain(
+        frame,
+        [
+            *transpose_filters(frame.rotation or 0),
+            ("scale", f"{rung.width}:{rung.height}:flags=bicubic"),
+            ("format", "yuv420p"),
+        ],
     )
 
 

@@ -182,7 +182,7 @@ def test_every_segment_decodes_and_opens_on_an_aligned_keyframe(
 def test_video_only_source_yields_video_only_renditions(tmp_path: Path) -> None:
     source = make_clip(tmp_path / "silent.mp4", 320, 240, seconds=2.0, audio=False)
     result = transcode(tmp_path, source, choose_ladder(320, 240))
-    master = m3u8.load(write_master_playlist(result))
+    master = m3u8.load(write_master_playlist(result).path)
     assert [p.stream_info.codecs for p in master.playlists] == [
         f"{master.playlists[0].stream_info.codecs}"
     ]
