@@ -20,11 +20,13 @@ class VariantStats:
 
 
 def measure_variant(playlist_path: str) -> VariantStats:
-    """Peak (max segment bits/duration) and average (total bits/total duration) bandwidth."""
+    """Peak (max segment bits/duration) and average (total bits/total duration) bandwidth.
+
+    A tail segment much shorter than the others is left out of the peak: its fixed container
+    overhead over a few milliseconds would overstate the rate players must sustain.
+    """
     directory = os.path.dirname(playlist_path)
-    peak = 0.0
-    total_bits = 0
-    total_seconds = 0.0
+    segments: list[tuple[int, float]] = []
     duration: float | None = None
     with open(playlist_path, encoding="utf-8") as playlist:
         for raw in playlist:
@@ -32,14 +34,15 @@ def measure_variant(playlist_path: str) -> VariantStats:
             if line.startswith("#EXTINF:"):
                 duration = float(line[len("#EXTINF:") :].split(",", 1)[0])
             elif line and not line.startswith("#") and duration is not None:
-                bits = os.path.getsize(os.path.join(directory, line)) * 8
-                if duration > 0:
-                    peak = max(peak, bits / duration)
-                total_bits += bits
-                total_seconds += duration
+                segments.append((os.path.getsize(os.path.join(directory, line)) * 8, duration))
                 duration = None
+    total_bits = sum(bits for bits, _ in segments)
+    total_seconds = sum(seconds for _, seconds in segments)
+    longest = max((seconds for _, seconds in segments), default=0.0)
+    rates = [bits / s for bits, s in segments if s > 0 and s >= longest / 2]
+    peak = max(rates, default=0.0)
     average = total_bits / total_seconds if total_seconds > 0 else 0.0
-    return VariantStats(peak_bandwidth=round(peak), average_bandwidth=round(average))
+    return VariantStats(peak_bandwidth=round(max(peak, average)), average_bandwidth=round(average))
 
 
 #: RFC 6381 name of AAC-LC, the only audio we write.

@@ -63,8 +63,9 @@ class ProbeError(Exception):
 
 @dataclass(frozen=True)
 class VideoInfo:
+    index: int  # the stream's index in the container (cover art is never picked)
     codec: str
-    width: int  # as displayed, after rotation
+    width: int  # as displayed: square pixels, after rotation
     height: int
     rotation: int  # clockwise degrees a player turns the picture: 0, 90, 180 or 270
     frame_rate: float  # average
@@ -75,6 +76,7 @@ class VideoInfo:
 
 @dataclass(frozen=True)
 class AudioInfo:
+    index: int
     codec: str
     sample_rate: int
     channels: int
@@ -273,10 +275,15 @@ def _video_info(stream: Any, sample: _Sample) -> VideoInfo:
         rotation = _rotate_tag(stream)
     context = stream.codec_context
     width, height = context.width, context.height
+    # Non-square pixels (anamorphic DV, some broadcast captures): report the displayed width.
+    sar = context.sample_aspect_ratio or stream.sample_aspect_ratio
+    if sar and sar > 0 and sar != 1:
+        width = round(width * sar)
     if rotation in (90, 270):
         width, height = height, width
     average = float(stream.average_rate or stream.guessed_rate or 0)
     return VideoInfo(
+        index=int(stream.index),
         codec=_codec_name(stream),
         width=width,
         height=height,
@@ -310,6 +317,7 @@ def _guess_vfr(stream: Any, frame_times: tuple[float, ...]) -> bool:
 def _audio_info(stream: Any) -> AudioInfo:
     context = stream.codec_context
     return AudioInfo(
+        index=int(stream.index),
         codec=_codec_name(stream),
         sample_rate=int(context.sample_rate),
         channels=int(context.channels),

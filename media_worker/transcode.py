@@ -406,7 +406,7 @@ class _RenditionEncoder:
             raise TranscodeError(f"rendition {self.name} failed: {self.error}") from self.error
 
     def result(self) -> RenditionResult:
-        profile = (None, None, None)
+        profile: tuple[int | None, int | None, int | None] = (None, None, None)
         if self.video is not None:
             profile = _sps_profile_level(self.first_video_packet or b"")
         return RenditionResult(
@@ -515,6 +515,8 @@ def _build_graph(rung: Rung, frame: Any) -> Any:
         [
             *transpose_filters(frame.rotation or 0),
             ("scale", f"{rung.width}:{rung.height}:flags=bicubic"),
+            # The rung's size already has the display aspect; make its pixels square.
+            ("setsar", "1"),
             ("format", "yuv420p"),
         ],
     )

@@ -10,6 +10,10 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 SERVICES = ("auth", "video", "engagement", "billing")
 DEFAULT_PORTS = {"router": 4000, "auth": 4001, "video": 4002, "engagement": 4003, "billing": 4004}
+# x264's speed/quality presets, fastest first.
+X264Preset = Literal[
+    "ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow", "slower", "veryslow"
+]
 
 
 class Settings(BaseSettings):
@@ -66,6 +70,16 @@ class Settings(BaseSettings):
     # The origin clients reach (the router): upload and media URLs are built on it.
     public_url: str | None = None
 
+    # Media worker (media_worker/, docs/media.md).
+    media_max_duration: float = Field(default=4 * 3600.0, gt=0)
+    media_segment_seconds: float = Field(default=4.0, ge=1, le=30)
+    media_preset: X264Preset = "veryfast"
+    media_max_attempts: int = Field(default=4, ge=1, le=20)
+    media_retry_backoff: float = Field(default=2.0, ge=0)
+    media_concurrency: int = Field(default=1, ge=1, le=32)
+    # Scratch space for a job's download and outputs; defaults to <data_dir>/media-work.
+    media_work_dir: Path | None = None
+
     log_level: str = "INFO"
 
     def port(self, service: str) -> int:
@@ -77,6 +91,9 @@ class Settings(BaseSettings):
 
     def resolved_public_url(self) -> str:
         return (self.public_url or self.service_url("router")).rstrip("/")
+
+    def resolved_media_work_dir(self) -> Path:
+        return self.media_work_dir or self.data_dir / "media-work"
 
     def resolved_jwks_url(self) -> str:
         return self.jwks_url or f"{self.service_url('auth')}/.well-known/jwks.json"
