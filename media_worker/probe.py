@@ -240,7 +240,7 @@ def _decode_window(
             if packet.dts is not None and float(packet.dts * time_base) >= end:
                 break
     except av.error.FFmpegError as error:
-        raise _corrupt(f"decoding failed near {start:.1f} s ({error})") from error
+        raise _corrupt(f"decoding failed near {start:.1f} s") from error
     return [t for t in times if t < end], rotation, reached
 
 

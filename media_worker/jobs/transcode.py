@@ -31,7 +31,7 @@ TRANSCODE_SHARE = 0.9
 
 # What a person is told when a step keeps failing for reasons that are not theirs.
 _PHASE_REASONS = {
-    "download": "The uploaded file could not be read from storage.",
+    "download": "The upload could not be read from storage.",
     "transcode": "Transcoding failed.",
     "store": "The renditions could not be written to storage.",
 }
@@ -86,13 +86,6 @@ class TranscodeJob:
             return
         context = {"video_id": request.video_id, "message_id": message.id}
 
-        finished = await read_finished(self.storage, request.output_prefix)
-        if finished is not None:
-            # A redelivery of a job that finished (the ack was lost): only announce it again.
-            log.info("already transcoded; announcing it again", extra=context)
-            await self.bus.publish(events.READY, events.ready_event(request.video_id, finished))
-            return
-
         # Each earlier delivery of this message ended without an answer (its worker was
         # killed or stopped mid-job), and counts as one attempt.
         interrupted = message.attempt - 1
@@ -112,11 +105,9 @@ class TranscodeJob:
             )
 
         async with ProgressReporter(publish_progress) as progress:
-            progress.report(0.0)
             document = await self._attempts(request, interrupted, progress, context)
         if document is not None:
             await self.bus.publish(events.READY, events.ready_event(request.video_id, document))
-            log.info("ready", extra=context)
 
     async def _attempts(
         self,
@@ -161,7 +152,13 @@ class TranscodeJob:
         progress: ProgressReporter,
         context: dict[str, Any],
     ) -> dict[str, Any]:
+        finished = await read_finished(self.storage, request.output_prefix)
+        if finished is not None:
+            # A redelivery of a job that finished (its ack was lost): only announce it again.
+            log.info("already transcoded; announcing it again", extra=context)
+            return finished
         async with job_dir(self.work_root) as work:
+            progress.report(0.0)
             source = work / "source"
             out_dir = work / "out"
             try:
@@ -193,6 +190,7 @@ class TranscodeJob:
                 document,
                 on_progress=lambda f: progress.report(TRANSCODE_SHARE + (1 - TRANSCODE_SHARE) * f),
             )
+            log.info("stored; ready", extra=context)
             return document
 
     async def _transcode(self, source: str, out_dir: str, progress: ProgressReporter) -> Vod:

@@ -24,6 +24,10 @@ def _pattern(width: int, height: int, index: int) -> av.VideoFrame:
     return av.VideoFrame.from_bytes(data, width, height, format="rgba")
 
 
+def _black(width: int, height: int) -> av.VideoFrame:
+    return av.VideoFrame.from_bytes(b"\x00\x00\x00\xff" * (width * height), width, height, "rgba")
+
+
 def _write_audio(
     container: av.container.OutputContainer, stream: av.AudioStream, seconds: float
 ) -> None:
@@ -56,8 +60,11 @@ def make_clip(
     rotate: int | None = None,
     vfr: bool = False,
     faststart: bool = False,
+    black_seconds: float = 0.0,
+    sar: Fraction | None = None,
 ) -> Path:
-    """H.264 (+ AAC) in MP4. `rotate` sets the display matrix; `vfr` alternates frame durations."""
+    """H.264 (+ AAC) in MP4. `rotate` sets the display matrix; `vfr` alternates frame durations;
+    the first `black_seconds` are black (a fade-in); `sar` makes the pixels non-square."""
     options = {"movflags": "faststart"} if faststart else {}
     with av.open(str(path), "w", format="mp4", options=options) as container:
         video = container.add_stream("libx264", rate=fps)
@@ -65,6 +72,8 @@ def make_clip(
         pix_fmt = "yuv420p" if width % 2 == 0 and height % 2 == 0 else "yuv444p"
         video.width, video.height, video.pix_fmt = width, height, pix_fmt
         video.options = {"preset": "ultrafast", "crf": "30"}
+        if sar is not None:
+            video.codec_context.sample_aspect_ratio = sar
         if vfr:
             # pts in milliseconds; durations alternate between one and two nominal frame times.
             video.time_base = Fraction(1, 1000)
@@ -75,7 +84,10 @@ def make_clip(
         frame_ms = 1000 / fps
         pts, index = 0.0, 0
         while pts < seconds * (1000 if vfr else fps):
-            frame = _pattern(width, height, index).reformat(format=pix_fmt)
+            if pts < black_seconds * (1000 if vfr else fps):
+                frame = _black(width, height).reformat(format=pix_fmt)
+            else:
+                frame = _pattern(width, height, index).reformat(format=pix_fmt)
             frame.pts = int(pts)
             if vfr:
                 frame.time_base = Fraction(1, 1000)
