@@ -216,12 +216,9 @@ class TranscodeJob:
     async def _give_up(self, request: TranscodeRequest, reason: str, attempts: int) -> None:
         await self._clear_quietly(request)
         plural = "attempt" if attempts == 1 else "attempts"
-        await self._fail(
-            request.video_id,
-            "TRANSCODE_FAILED",
-            f"{reason} Gave up after {attempts} {plural}.",
-            attempts,
-        )
+        reason = f"{reason} Gave up after {attempts} {plural}."
+        log.error("giving up: %s", reason, extra={"video_id": request.video_id})
+        await self._fail(request.video_id, "TRANSCODE_FAILED", reason, attempts)
 
     async def _fail(self, video_id: str, code: FailureCode, reason: str, attempts: int) -> None:
         await self.bus.publish(events.FAILED, events.failed_event(video_id, code, reason, attempts))

@@ -22,7 +22,7 @@ import orjson
 
 from subgraphs.kernel.bus import Bus, Message
 from subgraphs.kernel.storage import LocalStorage, S3Storage, Storage
-from tests.support.processes import ROOT, Environment
+from tests.support.processes import ROOT, Environment, free_port
 from tests.support.s3 import DUMMY_ACCESS_KEY_ID, DUMMY_SECRET_ACCESS_KEY, REGION
 
 # Fast settings for every worker a test starts: tiny clips, one-second segments.
@@ -125,7 +125,48 @@ def running_worker(environment: Environment, **extra: str) -> Iterator[WorkerPro
     try:
         yield worker
     finally:
-        worker.stop()
+        code = worker.stop()
+    assert code == 0, worker.log()
+
+
+class TcpProxy:
+    """A TCP forwarder to a real server that can be started late: until `open()` its port
+    refuses connections, as a storage service that is down does."""
+
+    def __init__(self, target: str) -> None:
+        host_port = target.split("://", 1)[-1].rstrip("/")
+        self.target_host, _, port = host_port.partition(":")
+        self.target_port = int(port)
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self._server: asyncio.Server | None = None
+
+    async def open(self) -> None:
+        self._server = await asyncio.start_server(self._forward, "127.0.0.1", self.port)
+
+    async def close(self) -> None:
+        if self._server is not None:
+            self._server.close()
+            await self._server.wait_closed()
+
+    async def _forward(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            up_reader, up_writer = await asyncio.open_connection(self.target_host, self.target_port)
+        except OSError:
+            writer.close()
+            return
+
+        async def pipe(source: asyncio.StreamReader, sink: asyncio.StreamWriter) -> None:
+            try:
+                while data := await source.read(65536):
+                    sink.write(data)
+                    await sink.drain()
+            except OSError:
+                pass
+            finally:
+                sink.close()
+
+        await asyncio.gather(pipe(reader, up_writer), pipe(up_reader, writer))
 
 
 @dataclass
@@ -169,10 +210,12 @@ class Answers:
         raise AssertionError(f"no progress for {video_id} within {timeout} s")
 
 
-async def submit(bus: Bus, storage: Storage, source: Path | None) -> str:
-    """Upload `source` as a new video's file (None: upload nothing) and publish its job."""
-    video_id = str(uuid.uuid4())
-    if source is not None:
+async def submit(
+    bus: Bus, storage: Storage | None, source: Path | None, video_id: str | None = None
+) -> str:
+    """Upload `source` as a video's file (None: upload nothing) and publish its job."""
+    video_id = video_id or str(uuid.uuid4())
+    if source is not None and storage is not None:
         await storage.put_file(f"uploads/{video_id}/source", str(source))
     await bus.publish(
         "media.transcode",
