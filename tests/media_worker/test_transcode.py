@@ -221,3 +221,59 @@ def test_rotated_source_is_transcoded_upright(tmp_path: Path) -> None:
     luma = frame.planes[0]
     middle_row = bytes(luma)[luma.line_size * 160 : luma.line_size * 160 + frame.width]
     assert middle_row[10] > 200 and middle_row[-10] < 40
+
+
+def test_fast_sources_are_thinned_to_60_fps(tmp_path: Path) -> None:
+    from tests.media_worker import media
+
+    source = media.make_clip(tmp_path / "slowmo.mp4", width=160, height=120, seconds=1, fps=120)
+    result = transcode(tmp_path, str(source), choose_ladder(160, 120))
+    [rendition] = result.renditions
+    assert rendition.frame_rate == 60.0
+    frames = sum(decoded_size(segment)[2] for segment, _ in segment_files(rendition.playlist_path))
+    # Every other frame of 120: 60 slots, plus one when the last frame rounds up to 1.0 s.
+    assert frames in (60, 61)
+
+
+def test_anamorphic_source_comes_out_with_square_pixels(tmp_path: Path) -> None:
+    from tests.media_worker import media
+
+    source = media.make_clip(
+        tmp_path / "dv.mp4", width=480, height=360, seconds=1, fps=25, sar=Fraction(4, 3)
+    )
+    result = transcode(tmp_path, str(source), choose_ladder(640, 360))
+    segment, _ = segment_files(result.renditions[0].playlist_path)[0]
+    with av.open(segment) as container:
+        stream = container.streams.video[0]
+        assert (stream.codec_context.width, stream.codec_context.height) == (640, 360)
+        assert stream.sample_aspect_ratio in (None, Fraction(1, 1))
+
+
+def test_cancel_stops_the_work_and_every_rung_thread(tmp_path: Path) -> None:
+    import threading
+
+    from media_worker.transcode import TranscodeCancelled
+
+    source = make_clip(tmp_path / "clip.mp4", 640, 360, seconds=3.0)
+    cancel = threading.Event()
+    seen: list[float] = []
+
+    def on_progress(fraction: float) -> None:
+        seen.append(fraction)
+        if fraction >= 0.2:
+            cancel.set()
+
+    before = {t.name for t in threading.enumerate()}
+    with pytest.raises(TranscodeCancelled):
+        transcode_to_hls(
+            source,
+            str(tmp_path / "out"),
+            choose_ladder(640, 360),
+            segment_seconds=SEGMENT_SECONDS,
+            preset="ultrafast",
+            on_progress=on_progress,
+            cancel=cancel,
+        )
+    assert max(seen) < 1.0
+    assert not [t for t in threading.enumerate() if t.name.startswith("rung-")]
+    assert {t.name for t in threading.enumerate()} <= before | {"MainThread"}
