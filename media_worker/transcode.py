@@ -102,7 +102,8 @@ def transcode_to_hls(
             raise TranscodeError("the source has no video stream to scale to a ladder")
         if in_video is None and in_audio is None:
             raise TranscodeError("the source has no audio stream for an audio-only rendition")
-        fps = _output_rate(in_video, max_frame_rate) if in_video is not None else None
+        source_rate = _source_rate(in_video)
+        fps = _output_rate(source_rate, max_frame_rate) if in_video is not None else None
         duration = _duration(src, in_video or in_audio)
         if in_video is not None:
             in_video.thread_type = "AUTO"
@@ -123,7 +124,7 @@ def transcode_to_hls(
             fps=fps,
             duration=duration,
             segment_seconds=segment_seconds,
-            thin_to=max_frame_rate if _nominal_rate(in_video) > max_frame_rate + 0.5 else None,
+            thin_to=max_frame_rate if source_rate > max_frame_rate + 0.5 else None,
             on_progress=on_progress,
             on_frame=on_frame,
             cancel=cancel,
@@ -160,19 +161,27 @@ def _pick(streams: Any, index: int | None) -> Any | None:
     raise TranscodeError(f"the source has no stream #{index} of that type")
 
 
-def _nominal_rate(stream: Any | None) -> float:
+def _source_rate(stream: Any | None) -> Fraction:
+    """The stream's frame rate as HLS's FRAME-RATE means it: the maximum.
+
+    For constant frame rate that is the average. Variable frame rate averages lower than its
+    fastest stretches; its base rate (the finest rate its timestamps need) is the maximum,
+    when it is a plausible frame rate at all.
+    """
     if stream is None:
-        return 0.0
-    rate = stream.average_rate or stream.guessed_rate or stream.base_rate
-    return float(rate) if rate else 30.0
+        return Fraction(0)
+    average = stream.average_rate or stream.guessed_rate or stream.base_rate
+    rate = Fraction(average) if average else Fraction(30)
+    base = stream.base_rate
+    if base and rate * Fraction(102, 100) < base <= 2 * MAX_FRAME_RATE:
+        rate = Fraction(base)
+    return rate
 
 
-def _output_rate(stream: Any, max_frame_rate: float) -> Fraction:
-    rate = stream.average_rate or stream.guessed_rate or stream.base_rate
-    fps = Fraction(rate) if rate else Fraction(30)
-    if fps > max_frame_rate + 0.5:
+def _output_rate(source_rate: Fraction, max_frame_rate: float) -> Fraction:
+    if source_rate > max_frame_rate + 0.5:
         return Fraction(max_frame_rate).limit_denominator(1001)
-    return fps
+    return source_rate
 
 
 def _duration(src: Any, stream: Any) -> float:
