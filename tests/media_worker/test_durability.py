@@ -3,6 +3,7 @@ is redone by another worker into a clean output, and no scratch files are left b
 
 from __future__ import annotations
 
+import signal
 import uuid
 from pathlib import Path
 
@@ -110,3 +111,12 @@ async def test_sigterm_mid_job_exits_cleanly_and_the_job_is_redone(tmp_path: Pat
         finally:
             await storage.close()
             await events.close()
+
+
+def test_sigint_when_idle_exits_zero(tmp_path: Path) -> None:
+    with environment(tmp_path, database="sqlite", bus="local") as env:
+        worker = WorkerProcess(env).start()
+        assert worker.process is not None
+        worker.process.send_signal(signal.SIGINT)
+        assert worker.process.wait(60) == 0
+        assert "media worker stopped" in worker.log()

@@ -29,9 +29,10 @@ def make_clip(
     audio: bool = True,
     rotation: int = 0,
 ) -> str:
+    """A moving-colour H.264 clip with an optional 440 Hz AAC tone; with `rotation`, a bright
+    top half shows which way the picture was turned."""
     # 4:4:4 so odd dimensions are encodable (4:2:0 needs even ones).
     pix_fmt = "yuv420p" if width % 2 == 0 and height % 2 == 0 else "yuv444p"
-    """A moving-colour H.264 clip with an optional 440 Hz AAC tone (inline until media.py lands)."""
     with av.open(str(path), "w") as container:
         video = container.add_stream("libx264", rate=FPS, options={"preset": "ultrafast"})
         video.width, video.height, video.pix_fmt = width, height, pix_fmt
