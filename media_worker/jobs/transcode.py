@@ -50,6 +50,8 @@ class PermanentFailure(Exception):
 class _Attempt:
     number: int
     phase: str = "download"
+    #: Storage was read and held no finished output for the job.
+    unfinished: bool = False
 
 
 class TranscodeJob:
@@ -90,10 +92,16 @@ class TranscodeJob:
         # killed or stopped mid-job), and counts as one attempt.
         interrupted = message.attempt - 1
         if interrupted >= self.max_attempts:
+            finished = await read_finished(self.storage, request.output_prefix)
+            if finished is not None:
+                await self.bus.publish(events.READY, events.ready_event(request.video_id, finished))
+                return
             await self._give_up(
                 request,
-                f"The worker stopped {interrupted} times while processing this video.",
+                f"The worker was stopped or crashed {interrupted} "
+                f"time{'' if interrupted == 1 else 's'} while processing this video.",
                 interrupted,
+                clear=True,
             )
             return
         if interrupted:
@@ -117,6 +125,9 @@ class TranscodeJob:
         context: dict[str, Any],
     ) -> dict[str, Any] | None:
         """Run attempts until one succeeds (its document) or the job has failed (None)."""
+        # Outputs are only cleared on failure once this delivery has seen that the job had not
+        # finished: storage failing on and off must never cost a finished video its media.
+        unfinished = False
         for number in range(interrupted + 1, self.max_attempts + 1):
             attempt = _Attempt(number)
             try:
@@ -132,6 +143,7 @@ class TranscodeJob:
                 await self._fail(request.video_id, failure.code, failure.reason, number)
                 return None
             except Exception:
+                unfinished = unfinished or attempt.unfinished
                 log.exception(
                     "attempt %d of %d failed while %s",
                     number,
@@ -140,7 +152,8 @@ class TranscodeJob:
                     extra={**context, "attempt": number, "phase": attempt.phase},
                 )
                 if number >= self.max_attempts:
-                    await self._give_up(request, _PHASE_REASONS[attempt.phase], number)
+                    reason = _PHASE_REASONS[attempt.phase]
+                    await self._give_up(request, reason, number, clear=unfinished)
                     return None
                 await asyncio.sleep(self.backoff * 2 ** (number - interrupted - 1))
         return None
@@ -157,6 +170,7 @@ class TranscodeJob:
             # A redelivery of a job that finished (its ack was lost): only announce it again.
             log.info("already transcoded; announcing it again", extra=context)
             return finished
+        attempt.unfinished = True
         async with job_dir(self.work_root) as work:
             progress.report(0.0)
             source = work / "source"
@@ -213,8 +227,11 @@ class TranscodeJob:
                 "Re-export or re-upload it.",
             ) from error
 
-    async def _give_up(self, request: TranscodeRequest, reason: str, attempts: int) -> None:
-        await self._clear_quietly(request)
+    async def _give_up(
+        self, request: TranscodeRequest, reason: str, attempts: int, *, clear: bool
+    ) -> None:
+        if clear:
+            await self._clear_quietly(request)
         plural = "attempt" if attempts == 1 else "attempts"
         reason = f"{reason} Gave up after {attempts} {plural}."
         log.error("giving up: %s", reason, extra={"video_id": request.video_id})
