@@ -105,17 +105,23 @@ def transcode_to_hls(
         source_rate = _source_rate(in_video)
         fps = _output_rate(source_rate, max_frame_rate) if in_video is not None else None
         duration = _duration(src, in_video or in_audio)
-        if in_video is not None:
-            in_video.thread_type = "AUTO"
-            assert fps is not None
-            encoders = [
-                _RenditionEncoder.for_rung(
-                    rung, out_dir, in_video, in_audio, fps, segment_seconds, preset
-                )
-                for rung in ladder
-            ]
-        else:
-            encoders = [_RenditionEncoder.audio_only(out_dir, segment_seconds)]
+        encoders: list[_RenditionEncoder] = []
+        try:
+            if in_video is not None:
+                in_video.thread_type = "AUTO"
+                assert fps is not None
+                for rung in ladder:
+                    encoders.append(
+                        _RenditionEncoder.for_rung(
+                            rung, out_dir, in_video, in_audio, fps, segment_seconds, preset
+                        )
+                    )
+            else:
+                encoders.append(_RenditionEncoder.audio_only(out_dir, segment_seconds))
+        except BaseException:
+            for encoder in encoders:
+                encoder.container.close()
+            raise
         decoder = _Decoder(
             src=src,
             video=in_video,
