@@ -8,6 +8,7 @@ usage: contain.py SECONDS COMMAND [ARG...]
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import os
 import signal
@@ -50,10 +51,8 @@ def describe(pid: int) -> str:
 def kill_all(sig: int) -> list[int]:
     pids = descendants(os.getpid())
     for pid in pids:
-        try:
+        with contextlib.suppress(ProcessLookupError):
             os.kill(pid, sig)
-        except ProcessLookupError:
-            pass
     return pids
 
 
@@ -75,12 +74,14 @@ def main() -> int:
     if libc.prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) != 0:
         print("contain: could not become a child subreaper; orphans go to init", flush=True)
     started = time.monotonic()
-    process = subprocess.Popen(argv)
+    process = subprocess.Popen(argv)  # noqa: S603 - CI's own command line
     try:
         code = process.wait(timeout=limit)
     except subprocess.TimeoutExpired:
-        print(f"\ncontain: {' '.join(argv)} still running after {limit:.0f} s; stopping it:",
-              flush=True)
+        print(
+            f"\ncontain: {' '.join(argv)} still running after {limit:.0f} s; stopping it:",
+            flush=True,
+        )
         for pid in descendants(os.getpid()):
             print(f"  {pid}: {describe(pid)}", flush=True)
         # SIGTERM first: pytest-timeout and faulthandler get a chance to print where it hung.
@@ -102,8 +103,9 @@ def main() -> int:
             time.sleep(0.2)
         kill_all(signal.SIGKILL)
         reap()
-    print(f"contain: finished in {time.monotonic() - started:.0f} s with exit code {code}",
-          flush=True)
+    print(
+        f"contain: finished in {time.monotonic() - started:.0f} s with exit code {code}", flush=True
+    )
     return code
 
 

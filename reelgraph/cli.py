@@ -137,6 +137,14 @@ def make_migration(service: str, message: str) -> None:
     is_flag=True,
     help="Refuse introspection queries (or REELGRAPH_ROUTER_INTROSPECTION=false).",
 )
+@click.option(
+    "--route",
+    "routes",
+    multiple=True,
+    metavar="PREFIX=TARGET",
+    help="Pass HTTP under PREFIX through to TARGET, a subgraph name or an http(s) URL "
+    "(repeatable; replaces REELGRAPH_ROUTER_ROUTES).",
+)
 def router(
     supergraph_path: str,
     host: str | None,
@@ -144,6 +152,7 @@ def router(
     dev: bool,
     no_dedupe: bool,
     no_introspection: bool,
+    routes: tuple[str, ...],
 ) -> None:
     """Run the federation router over any Federation 2 supergraph.
 
@@ -152,18 +161,23 @@ def router(
     import uvicorn
 
     from subgraphs.kernel.logging import configure_logging
+    from supergraph.passthrough import RouteConfigError
     from supergraph.server import create_router_app
 
     settings = Settings()
     configure_logging("router", settings.log_level)
     with open(supergraph_path) as fh:
-        app = create_router_app(
-            fh.read(),
-            dev=dev,
-            dedupe=not no_dedupe,
-            supergraph_path=supergraph_path,
-            introspection=False if no_introspection else None,
-        )
+        try:
+            app = create_router_app(
+                fh.read(),
+                dev=dev,
+                dedupe=not no_dedupe,
+                supergraph_path=supergraph_path,
+                introspection=False if no_introspection else None,
+                routes=routes,
+            )
+        except RouteConfigError as error:
+            raise click.ClickException(str(error)) from None
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: sys.exit(0))
     uvicorn.run(
@@ -173,6 +187,9 @@ def router(
         log_config=None,
         access_log=False,
         server_header=False,
+        # The router reads forwarding headers itself, trusting REELGRAPH_TRUSTED_PROXIES only
+        # (uvicorn's own rewriting trusts another list and hides the real peer).
+        proxy_headers=False,
         timeout_graceful_shutdown=10,
     )
 

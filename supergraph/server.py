@@ -4,7 +4,9 @@
     → limits (size and tokens, then depth, aliases, root fields, cost)
     → pipeline (parse → validate → plan → execute → shape)
 
-Plus `/health`, `/ready`, `/metrics` and GraphiQL for browsers.
+Plus `/health`, `/ready`, `/metrics` and GraphiQL for browsers, and the pass-through routes
+(plain HTTP under configured prefixes streamed to another origin; `supergraph/passthrough/`),
+which keep the request id, security headers, CORS and metrics but skip the GraphQL edge.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ import logging
 import os
 import time
 import uuid
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -46,6 +48,8 @@ from supergraph.execute import Fetcher
 from supergraph.execute.fetcher import UploadPart
 from supergraph.graphiql import graphiql_page, static_mount, wants_graphiql
 from supergraph.model import load_supergraph
+from supergraph.passthrough import PassThrough, Upstream, parse_routes, resolve_routes
+from supergraph.passthrough.routes import configured_routes, route_timeout
 from supergraph.pipeline import RequestError, Router
 from supergraph.subscriptions.limits import SubscriptionLimits
 from supergraph.subscriptions.protocols import sse as sse_protocol
@@ -66,6 +70,8 @@ GRAPHQL_RESPONSE = "application/graphql-response+json"
 READY_TIMEOUT = 2.0
 UPLOAD_MAX_FILES = 20
 PREFLIGHT_HEADERS = ("apollo-require-preflight", "x-apollo-operation-name", "graphql-preflight")
+# The router's own paths: no pass-through route may shadow them.
+ROUTER_PATHS = ("/graphql", "/health", "/ready", "/metrics")
 
 
 def _json(
@@ -93,6 +99,8 @@ class Live:
 
     router: Router
     fetcher: Fetcher
+    # Pass-through prefix → where it goes now (a subgraph target follows its subgraph's URL).
+    upstreams: Mapping[str, Upstream]
     path: str | None
     mtime: float | None
 
@@ -119,8 +127,13 @@ def create_router_app(
     dedupe: bool = True,
     introspection: bool | None = None,
     supergraph_path: str | None = None,
+    routes: Sequence[str] = (),
 ) -> ASGIApp:
+    """`routes`: pass-through `PREFIX=TARGET` entries (else `REELGRAPH_ROUTER_ROUTES`). A
+    configuration the router cannot serve raises `RouteConfigError`."""
     env = os.environ if environ is None else environ
+    passthrough_routes = parse_routes(configured_routes(env, routes), ROUTER_PATHS)
+    passthrough_timeout = route_timeout(env)
     if introspection is None:
         # Production deployments switch it off: REELGRAPH_ROUTER_INTROSPECTION=false.
         introspection = env.get("REELGRAPH_ROUTER_INTROSPECTION", "true").lower() not in (
@@ -144,15 +157,17 @@ def create_router_app(
         dev=dev,
     )
 
-    def build(sdl: str) -> tuple[Router, Fetcher]:
+    def build(sdl: str) -> tuple[Router, Fetcher, dict[str, Upstream]]:
         loaded = load_supergraph(sdl)
-        fetcher = Fetcher(
-            subgraph_endpoints(loaded, env), dedupe=dedupe, observer=edge.telemetry.record_fetch
-        )
-        return Router(sdl, fetcher, introspection=introspection, limits=edge.limits), fetcher
+        endpoints = subgraph_endpoints(loaded, env)
+        # A supergraph that loses a routed subgraph is refused like any bad one.
+        upstreams = resolve_routes(passthrough_routes, endpoints)
+        fetcher = Fetcher(endpoints, dedupe=dedupe, observer=edge.telemetry.record_fetch)
+        router = Router(sdl, fetcher, introspection=introspection, limits=edge.limits)
+        return router, fetcher, upstreams
 
-    router, fetcher = build(supergraph_sdl)
-    live = Live(router, fetcher, supergraph_path, _mtime(supergraph_path))
+    router, fetcher, upstreams = build(supergraph_sdl)
+    live = Live(router, fetcher, upstreams, supergraph_path, _mtime(supergraph_path))
     edge.telemetry.watch_caches(
         lambda: {"documents": live.router.documents, "plans": live.router.plans}  # type: ignore[dict-item]
     )
@@ -167,12 +182,12 @@ def create_router_app(
             live.mtime = mtime
             try:
                 text = await asyncio.to_thread(Path(live.path).read_text)
-                router, fetcher = build(text)
+                router, fetcher, upstreams = build(text)
             except Exception:
                 log.exception("supergraph reload failed; still serving the previous one")
                 continue
             previous = live.fetcher
-            live.router, live.fetcher = router, fetcher
+            live.router, live.fetcher, live.upstreams = router, fetcher, upstreams
             log.info("supergraph reloaded", extra={"path": live.path})
             # Requests in flight on the previous router finish on its connections; a late
             # subscription event reopens them on demand.
@@ -379,12 +394,13 @@ def create_router_app(
         watcher = asyncio.create_task(reload_when_changed())
         yield
         watcher.cancel()
+        await passthrough.close()
         await live.fetcher.close()
         await edge.auth.close()
         await edge.persisted.close()
         await edge.rate_limits.close()
 
-    app = Starlette(
+    starlette = Starlette(
         routes=[
             Route("/graphql", graphql_post, methods=["POST"]),
             Route("/graphql", graphql_get, methods=["GET"]),
@@ -396,10 +412,20 @@ def create_router_app(
         ],
         lifespan=lifespan,
     )
-    app.state.live = live
-    app.state.edge = edge
-    app.state.client_ip = lambda request: client_ip(request, edge.trusted_proxies)
-    return RequestIdMiddleware(with_edge_headers(app, env))
+    starlette.state.live = live
+    starlette.state.edge = edge
+    starlette.state.client_ip = lambda request: client_ip(request, edge.trusted_proxies)
+    # Pass-through routes go around the GraphQL edge entirely: media playback fires many
+    # segment requests a second, and upstream checks its own tokens.
+    passthrough = PassThrough(
+        starlette,
+        passthrough_routes,
+        lambda: live.upstreams,
+        telemetry=edge.telemetry,
+        trusted_proxies=edge.trusted_proxies,
+        timeout=passthrough_timeout,
+    )
+    return RequestIdMiddleware(with_edge_headers(passthrough, env, passthrough_routes))
 
 
 def _mtime(path: str | None) -> float | None:

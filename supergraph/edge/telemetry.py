@@ -1,5 +1,6 @@
 """Prometheus metrics for the router: requests and latency by operation and outcome,
-subgraph fetch latency and errors, cache hit ratios and open subscriptions."""
+subgraph fetch latency and errors, cache hit ratios, open subscriptions, and pass-through
+requests and bytes by route."""
 
 from __future__ import annotations
 
@@ -67,6 +68,18 @@ class Telemetry:
             "Subscriptions open right now.",
             registry=self.registry,
         )
+        self.passthrough_requests = Counter(
+            "reelgraph_router_passthrough_requests",
+            "Pass-through requests by route prefix and HTTP status (499: the client left first).",
+            ["route", "status"],
+            registry=self.registry,
+        )
+        self.passthrough_bytes = Counter(
+            "reelgraph_router_passthrough_bytes",
+            "Pass-through body bytes by route prefix and direction (upstream, downstream).",
+            ["route", "direction"],
+            registry=self.registry,
+        )
         self._names: set[str] = set()
 
     def watch_caches(self, caches: Callable[[], dict[str, LRUCache[object, object]]]) -> None:
@@ -89,6 +102,13 @@ class Telemetry:
         self.subgraph_latency.labels(subgraph).observe(seconds)
         if error_code is not None:
             self.subgraph_errors.labels(subgraph, error_code).inc()
+
+    def record_passthrough(self, route: str, status: int, upstream: int, downstream: int) -> None:
+        self.passthrough_requests.labels(route, str(status)).inc()
+        if upstream:
+            self.passthrough_bytes.labels(route, "upstream").inc(upstream)
+        if downstream:
+            self.passthrough_bytes.labels(route, "downstream").inc(downstream)
 
     def exposition(self) -> bytes:
         return generate_latest(self.registry)
