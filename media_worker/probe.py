@@ -30,7 +30,10 @@ SUPPORTED_AUDIO_CODECS = frozenset(
 
 # Decode this many seconds at each sample point (start, middle, end).
 SAMPLE_SECONDS = 0.5
-# A sample must yield at least this share of the frames its duration promises.
+# Seek this far before a sample point: containers without a keyframe index (MPEG-TS) land
+# on any packet, and decoding only starts at the next keyframe.
+SEEK_PREROLL = 1.0
+# A sample window must decode at least this share of the media it spans.
 MIN_FRAME_SHARE = 0.5
 # The last decoded frame must end this close to the stated duration (seconds or share of it).
 END_TOLERANCE_SECONDS = 0.5
@@ -166,8 +169,9 @@ def _is_cover_art(stream: Any) -> bool:
 
 
 def _codec_name(stream: Any) -> str:
+    # The codec's own name (`mp3`), not its decoder's (`mp3float`, `libdav1d`).
     context = stream.codec_context
-    return str(context.name) if context is not None else "unknown"
+    return str(context.codec.canonical_name) if context is not None else "unknown"
 
 
 def _duration(container: Any, stream: Any) -> float | None:
@@ -196,15 +200,16 @@ def _decode_sample(container: Any, stream: Any, duration: float) -> _Sample:
     first_times: tuple[float, ...] = ()
     last_end = 0.0
     for index, (start, end) in enumerate(windows):
-        times, frame_rotation, window_end = _decode_window(container, stream, start, end)
+        window = _decode_window(container, stream, start, end, rate)
         if index == 0:
-            first_times, rotation = tuple(times), frame_rotation
-        expected = (end - start) * rate
-        if len(times) < MIN_FRAME_SHARE * expected:
+            first_times, rotation = tuple(window.times), window.rotation
+        # Decoding starts at a keyframe, which may lie inside the window: count from there.
+        expected = end - max(start, window.first if window.first is not None else start)
+        if window.covered < MIN_FRAME_SHARE * expected:
             raise _corrupt(
-                f"only {len(times)} of about {expected:.0f} frames decoded near {start:.1f} s"
+                f"only {window.covered:.2f} s of {expected:.2f} s decoded near {start:.1f} s"
             )
-        last_end = max(last_end, window_end)
+        last_end = max(last_end, window.reached)
 
     tolerance = max(END_TOLERANCE_SECONDS, END_TOLERANCE_SHARE * duration)
     if last_end < duration - tolerance:
@@ -212,17 +217,26 @@ def _decode_sample(container: Any, stream: Any, duration: float) -> _Sample:
     return _Sample(rotation=rotation, frame_times=first_times)
 
 
-def _decode_window(
-    container: Any, stream: Any, start: float, end: float
-) -> tuple[list[float], int, float]:
-    """Frame times decoded in [start, end), the first frame's rotation, where decoding got to."""
+@dataclass(frozen=True)
+class _Window:
+    times: list[float]  # frames decoded in [start, end)
+    covered: float  # seconds of media those frames cover
+    rotation: int  # the first such video frame's
+    reached: float  # where decoding got to
+    first: float | None  # the time of the first frame decoded at all (after the seek)
+
+
+def _decode_window(container: Any, stream: Any, start: float, end: float, rate: float) -> _Window:
     time_base = stream.time_base
     if start > 0:
-        container.seek(int(start / time_base), stream=stream, backward=True, any_frame=False)
+        target = max(0.0, start - SEEK_PREROLL)
+        container.seek(int(target / time_base), stream=stream, backward=True, any_frame=False)
         stream.codec_context.flush_buffers()
     times: list[float] = []
+    covered = 0.0
     rotation = 0
     reached = 0.0
+    first: float | None = None
     try:
         for packet in container.demux(stream):
             for frame in packet.decode():
@@ -231,25 +245,28 @@ def _decode_window(
                 if frame.pts is None:
                     continue
                 at = float(frame.pts * frame.time_base)
-                reached = max(reached, at + _frame_length(frame, stream))
-                if at < start - 1e-6:
+                first = at if first is None else first
+                length = _frame_length(frame, stream, rate)
+                reached = max(reached, at + length)
+                if at < start - 1e-6 or at >= end:
                     continue
                 if not times and stream.type == "video":
                     rotation = int(frame.rotation)
                 times.append(at)
+                covered += length
             if packet.dts is not None and float(packet.dts * time_base) >= end:
                 break
     except av.error.FFmpegError as error:
         raise _corrupt(f"decoding failed near {start:.1f} s") from error
-    return [t for t in times if t < end], rotation, reached
+    return _Window(times, covered, rotation, reached, first)
 
 
-def _frame_length(frame: Any, stream: Any) -> float:
+def _frame_length(frame: Any, stream: Any, rate: float) -> float:
     if stream.type == "audio":
         return float(frame.samples / frame.sample_rate)
     if frame.duration:
         return float(frame.duration * frame.time_base)
-    return 1 / _nominal_rate(stream)
+    return 1 / rate
 
 
 def _nominal_rate(stream: Any) -> float:

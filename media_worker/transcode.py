@@ -217,6 +217,7 @@ class _Decoder:
     _last_slot: int = -1
     _last_pts: int | None = None
     _reported: float = -1.0
+    _audio_next: int | None = None  # the next audio sample's time, in samples
 
     def run(self) -> None:
         start = self.src.start_time / av.time_base if self.src.start_time is not None else 0.0
@@ -235,7 +236,7 @@ class _Decoder:
                     if isinstance(frame, av.VideoFrame):
                         self._video_frame(frame, start)
                     elif resampler is not None and isinstance(frame, av.AudioFrame):
-                        for chunk in resampler.resample(frame):
+                        for chunk in resampler.resample(self._audio_frame(frame)):
                             self._audio_chunk(chunk, start)
             if resampler is not None:
                 for chunk in resampler.resample(None):
@@ -272,7 +273,20 @@ class _Decoder:
             encoder.submit(("video", frame, force_key))
         self._progress(t)
 
+    def _audio_frame(self, frame: Any) -> Any:
+        # Audio is timed by its samples from the first frame's timestamp on: containers
+        # such as AVI carry overlapping or repeated audio timestamps, which the encoder and
+        # the muxer refuse, and a continuous track keeps its sync with the picture.
+        if self._audio_next is None:
+            at = float(frame.pts * frame.time_base) if frame.pts is not None else 0.0
+            self._audio_next = round(at * AUDIO_SAMPLE_RATE)
+        frame.pts = None
+        return frame
+
     def _audio_chunk(self, chunk: Any, start: float) -> None:
+        assert self._audio_next is not None
+        chunk.pts, chunk.time_base = self._audio_next, Fraction(1, AUDIO_SAMPLE_RATE)
+        self._audio_next += chunk.samples
         for encoder in self.encoders:
             encoder.submit(("audio", chunk, False))
         if self.video is None and chunk.pts is not None and chunk.time_base is not None:
