@@ -36,6 +36,8 @@ ROOT = HERE.parents[1]
 RESULTS = HERE / "results.md"
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 VARIANTS = ("ours", "ffmpeg")
+# Other tenants' CPU (100% = one core) above which a run is flagged as noisy.
+NOISY_OTHER_CPU = 25.0
 
 
 # --- the two ways ---------------------------------------------------------------------------
@@ -264,6 +266,15 @@ def render(args: argparse.Namespace, runs: list[Run], ffmpeg: str, notes: list[s
             f"| {variant} | {medians[variant]:.2f} | {args.seconds / medians[variant]:.2f} | "
             f"{cpu[variant]:.1f} | {max(r.other_cpu_percent for r in rs):.0f} |"
         )
+    busiest = max(r.other_cpu_percent for r in runs)
+    if busiest > NOISY_OTHER_CPU:
+        lines += [
+            "",
+            f"**Noisy run**: other processes used up to {busiest:.0f}% CPU during it (100% = one "
+            "core). Rerun on an idle machine before trusting the ratio.",
+        ]
+    if args.rounds < 3:
+        lines += ["", f"**{args.rounds} round(s) only**: a smoke run, not a measurement."]
     if "ours" in medians and "ffmpeg" in medians:
         ratio = medians["ours"] / medians["ffmpeg"]
         verdict = "meets" if ratio <= 1.0 else "misses"
