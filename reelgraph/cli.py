@@ -91,6 +91,14 @@ def serve(service: str, host: str | None, port: int | None) -> None:
     )
 
 
+@main.command("media-worker")
+def media_worker() -> None:
+    """Run the media worker: transcode jobs from the bus to HLS in storage (Ctrl-C stops it)."""
+    from media_worker.worker import main as run_worker
+
+    run_worker()
+
+
 @main.command()
 @click.argument("services", nargs=-1, type=click.Choice(service_names()))
 def migrate(services: tuple[str, ...]) -> None:

@@ -27,7 +27,8 @@ def service_names() -> list[str]:
 
 
 def up_processes() -> list[tuple[str, list[str]]]:
-    """What `reelgraph up` runs: every service, then the router over our supergraph."""
+    """What `reelgraph up` runs: every service, the media worker, then the router."""
     processes = [(name, ["serve", name]) for name in SERVICES]
+    processes.append(("media-worker", ["media-worker"]))
     processes.append(("router", ["router", "--supergraph", str(SUPERGRAPH)]))
     return processes

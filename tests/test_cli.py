@@ -17,6 +17,7 @@ import httpx
 import orjson
 import pytest
 
+from reelgraph.services import up_processes
 from tests.support.processes import free_port
 
 BIN = Path(sys.executable).parent / "reelgraph"
@@ -47,13 +48,14 @@ def reelgraph(
     [
         ((), ["Usage: reelgraph", "up", "serve", "migrate", "auth"]),
         (("up",), ["Usage: reelgraph up", "supervised"]),
+        (("media-worker",), ["Usage: reelgraph media-worker", "transcode"]),
         (("serve",), ["Usage: reelgraph serve", "{auth}", "--host", "--port"]),
         (("migrate",), ["Usage: reelgraph migrate", "[auth]...", "migrations"]),
         (("auth",), ["Usage: reelgraph auth", "rotate-key", "set-role"]),
         (("auth", "rotate-key"), ["Usage: reelgraph auth rotate-key", "signing key"]),
         (("auth", "set-role"), ["Usage: reelgraph auth set-role", "HANDLE {VIEWER|CREATOR|ADMIN}"]),
     ],
-    ids=["reelgraph", "up", "serve", "migrate", "auth", "auth-rotate-key", "auth-set-role"],
+    ids=["reelgraph", "up", "media-worker", "serve", "migrate", "auth", "auth-rotate-key", "auth-set-role"],
 )
 def test_help_of_every_command_exits_zero_and_describes_it(
     args: tuple[str, ...], expected: list[str], tmp_path: Path
@@ -312,13 +314,16 @@ def test_up_supervises_restarts_a_killed_service_and_stops_cleanly_on_sigint(up:
     # Every line a child wrote carries its name; the service logs JSON.
     child_lines = [line for line in up.lines if line.strip() not in ("stopping…", "")]
     assert child_lines, output
-    assert all(line.startswith(("auth   | ", "router | ")) for line in child_lines), output
+    names = [name for name, _ in up_processes()]
+    width = max(len(name) for name in names)
+    prefixes = tuple(f"{name:<{width}} | " for name in names)
+    assert all(line.startswith(prefixes) for line in child_lines), output
     logged = [orjson.loads(line.split(" | ", 1)[1]) for line in child_lines if "| {" in line]
-    assert {entry["service"] for entry in logged} == {"auth", "router"}
+    assert {entry["service"] for entry in logged} == set(names)
     assert all(
         entry["service"] == line.split(" ", 1)[0]
         for entry, line in zip(logged, [ln for ln in child_lines if "| {" in ln], strict=True)
     )
-    assert "auth   | exited with -9; restarting in 1s" in up.lines
+    assert f"{'auth':<{width}} | exited with -9; restarting in 1s" in up.lines
     assert not listening(up.router_port)
     assert "\033[" not in output  # not a terminal: no colours
