@@ -55,7 +55,16 @@ def reelgraph(
         (("auth", "rotate-key"), ["Usage: reelgraph auth rotate-key", "signing key"]),
         (("auth", "set-role"), ["Usage: reelgraph auth set-role", "HANDLE {VIEWER|CREATOR|ADMIN}"]),
     ],
-    ids=["reelgraph", "up", "media-worker", "serve", "migrate", "auth", "auth-rotate-key", "auth-set-role"],
+    ids=[
+        "reelgraph",
+        "up",
+        "media-worker",
+        "serve",
+        "migrate",
+        "auth",
+        "auth-rotate-key",
+        "auth-set-role",
+    ],
 )
 def test_help_of_every_command_exits_zero_and_describes_it(
     args: tuple[str, ...], expected: list[str], tmp_path: Path
