@@ -185,7 +185,7 @@ async def test_watch_later_and_favorites(stack: Stack) -> None:
         flag = "viewerWatchLater" if name == "WATCH_LATER" else "viewerFavorite"
         field = "watchLater" if name == "WATCH_LATER" else "favorites"
         added = await stack.ok(add, {"v": first}, as_=viewer)
-        assert list(added.values())[0] == {"id": first, flag: True}
+        assert next(iter(added.values())) == {"id": first, flag: True}
         await stack.ok(add, {"v": second}, as_=viewer)
         await stack.ok(add, {"v": first}, as_=viewer)  # adding twice keeps one entry
         user = (await library(stack, viewer))["data"]["_entities"][0]
