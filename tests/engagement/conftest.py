@@ -26,6 +26,8 @@ def engagement_env(
         bus=bus,
         # Tests send chat faster than a person; the per-user rate has its own tests.
         REELGRAPH_CHAT_MIN_INTERVAL="0",
+        # A replica that dies stops counting its viewers after this long.
+        REELGRAPH_PRESENCE_TTL="3",
     ) as env:
         yield env
 
