@@ -120,3 +120,27 @@ async def test_a_video_made_private_stops_taking_reactions(stack: Stack) -> None
         what="private video refusing reactions",
     )
     assert code["errors"][0]["extensions"]["code"] == "NOT_FOUND"
+
+
+async def test_a_suspended_account_cannot_react_with_its_unexpired_token(stack: Stack) -> None:
+    owner, viewer = await stack.account(), await stack.account()
+    admin = await stack.account("ADMIN")
+    video = await stack.video(owner)
+    await stack.ok(REACT, {"v": video, "r": "LIKE"}, as_=viewer)
+    body = await stack.auth.execute(
+        "mutation S($u: ID!) { suspendUser(userId: $u) { id } }",
+        {"u": viewer.id},
+        token=admin.token,
+    )
+    assert "errors" not in body, body
+    refused = await eventually(
+        lambda: stack.execute(REACT, {"v": video, "r": "DISLIKE"}, as_=viewer),
+        lambda b: "errors" in b,
+        what="the suspension known to engagement",
+    )
+    assert refused["errors"][0]["extensions"] == {
+        "code": "FORBIDDEN",
+        "reason": "ACCOUNT_SUSPENDED",
+    }
+    counts = (await stack.ok(VIDEO, {"v": video}))["_entities"][0]
+    assert counts["likeCount"] + counts["dislikeCount"] == 1
