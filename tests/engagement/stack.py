@@ -34,15 +34,22 @@ class Account:
 def running_services(
     env: Environment, engagement_env: dict[str, str] | None = None, replicas: int = 1
 ) -> Iterator[tuple[ServiceProcess, list[ServiceProcess]]]:
-    """Auth, then `replicas` engagement processes verifying tokens against it."""
-    auth = ServiceProcess("auth", env).start()
+    """Auth and `replicas` engagement processes verifying tokens against it.
+
+    Auth and the first replica start side by side (engagement fetches keys when a token
+    first arrives); further replicas start once the first has migrated the database.
+    """
+    auth = ServiceProcess("auth", env).launch()
+    jwks = {"REELGRAPH_JWKS_URL": f"{auth.url}/.well-known/jwks.json"}
     engagements: list[ServiceProcess] = []
     try:
-        jwks = {"REELGRAPH_JWKS_URL": f"{auth.url}/.well-known/jwks.json"}
-        for _ in range(replicas):
-            engagements.append(
-                ServiceProcess("engagement", env, env={**jwks, **(engagement_env or {})}).start()
-            )
+        for n in range(replicas):
+            replica = ServiceProcess("engagement", env, env={**jwks, **(engagement_env or {})})
+            engagements.append(replica)
+            replica.launch()
+            if n == 0:
+                auth.wait_healthy()
+            replica.wait_healthy()
         yield auth, engagements
     finally:
         codes = [(p, p.stop()) for p in engagements]
@@ -68,6 +75,9 @@ async def eventually(
         if time.monotonic() > deadline:
             raise AssertionError(f"{what} not reached within {timeout}s; last: {result!r}")
         await asyncio.sleep(0.05)
+
+
+_admins: dict[str, Account] = {}
 
 
 class Stack:
@@ -110,6 +120,13 @@ class Stack:
         return codes[0]
 
     # --- the world ----------------------------------------------------------------------
+
+    async def admin(self) -> Account:
+        """An admin account, made once per stack (promoting one takes a CLI run)."""
+        key = str(self.env.data_dir)
+        if key not in _admins:
+            _admins[key] = await self.account("ADMIN")
+        return _admins[key]
 
     async def account(self, role: str | None = None) -> Account:
         tag = uuid.uuid4().hex[:10]

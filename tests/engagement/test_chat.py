@@ -87,7 +87,7 @@ async def test_chat_input_is_checked(stack: Stack) -> None:
 
 async def test_owner_and_admins_delete_messages(stack: Stack) -> None:
     owner, viewer, other = await stack.account(), await stack.account(), await stack.account()
-    admin = await stack.account("ADMIN")
+    admin = await stack.admin()
     stream = await stack.stream(owner)
     first = await send(stack, viewer, stream, "first")
     second = await send(stack, viewer, stream, "second")
@@ -141,7 +141,7 @@ async def test_bans_refuse_sends_until_they_end(stack: Stack) -> None:
         )
     assert await stack.fails(BAN, {"s": stream, "u": "who"}, as_=owner) == "BAD_USER_INPUT"
     assert await stack.fails(BAN, {"s": str(uuid.uuid4()), "u": troll.id}, as_=owner) == "NOT_FOUND"
-    admin = await stack.account("ADMIN")
+    admin = await stack.admin()
     await stack.ok(BAN, {"s": stream, "u": viewer.id, "d": 60}, as_=admin)
     assert await stack.fails(SEND, {"s": stream, "b": "x"}, as_=viewer) == "FORBIDDEN"
 

@@ -118,7 +118,7 @@ async def test_authors_edit_their_own_comments_only(stack: Stack) -> None:
 
 async def test_author_owner_and_admin_delete_and_the_thread_stays_readable(stack: Stack) -> None:
     owner, author, replier, other = await asyncio.gather(*(stack.account() for _ in range(4)))
-    admin = await stack.account("ADMIN")
+    admin = await stack.admin()
     video = await stack.video(owner)
     top = await add(stack, author, video, "thread")
     reply_a = await add(stack, replier, video, "reply a", top["id"])

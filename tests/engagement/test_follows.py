@@ -98,7 +98,7 @@ async def test_fifty_followers_at_once_count_fifty(stack: Stack) -> None:
 
 async def test_follow_input_and_privacy(stack: Stack) -> None:
     creator, fan, other = await stack.account(), await stack.account(), await stack.account()
-    admin = await stack.account("ADMIN")
+    admin = await stack.admin()
     await stack.known(creator, by=fan)
     await stack.ok(FOLLOW, {"u": creator.id}, as_=fan)
 

@@ -140,7 +140,7 @@ async def test_removing_and_clearing_history(stack: Stack) -> None:
 
 async def test_a_library_is_its_owners_alone(stack: Stack) -> None:
     owner, viewer, other = await stack.account(), await stack.account(), await stack.account()
-    admin = await stack.account("ADMIN")
+    admin = await stack.admin()
     video = await stack.video(owner)
     await stack.ok(PROGRESS, {"v": video, "p": 10}, as_=viewer)
     await stack.ok(SAVE["FAVORITES"][0], {"v": video}, as_=viewer)

@@ -124,7 +124,7 @@ async def test_a_video_made_private_stops_taking_reactions(stack: Stack) -> None
 
 async def test_a_suspended_account_cannot_react_with_its_unexpired_token(stack: Stack) -> None:
     owner, viewer = await stack.account(), await stack.account()
-    admin = await stack.account("ADMIN")
+    admin = await stack.admin()
     video = await stack.video(owner)
     await stack.ok(REACT, {"v": video, "r": "LIKE"}, as_=viewer)
     body = await stack.auth.execute(

@@ -89,7 +89,7 @@ async def test_views_count_once_per_viewer_signed_in_or_by_client_id(stack: Stac
 
 async def test_analytics_and_dashboards_are_guarded(stack: Stack) -> None:
     owner, other = await stack.account(), await stack.account()
-    admin = await stack.account("ADMIN")
+    admin = await stack.admin()
     video = await stack.video(owner)
     private = await stack.video(owner, visibility="PRIVATE")
 

@@ -125,6 +125,10 @@ class ServiceProcess:
         self.process: subprocess.Popen[bytes] | None = None
 
     def start(self, timeout: float = 30.0) -> ServiceProcess:
+        return self.launch().wait_healthy(timeout)
+
+    def launch(self) -> ServiceProcess:
+        """Start the process without waiting for it (start several, then wait for each)."""
         env = {
             **os.environ,
             **self.environment.env,
@@ -140,6 +144,10 @@ class ServiceProcess:
             stderr=subprocess.STDOUT,
         )
         log.close()
+        return self
+
+    def wait_healthy(self, timeout: float = 30.0) -> ServiceProcess:
+        assert self.process is not None, "launch() first"
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
