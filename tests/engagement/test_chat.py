@@ -140,6 +140,8 @@ async def test_bans_refuse_sends_until_they_end(stack: Stack) -> None:
             == "BAD_USER_INPUT"
         )
     assert await stack.fails(BAN, {"s": stream, "u": "who"}, as_=owner) == "BAD_USER_INPUT"
+    assert await stack.fails(UNBAN, {"s": stream, "u": "who"}, as_=owner) == "BAD_USER_INPUT"
+    assert await stack.fails(UNBAN, {"s": stream, "u": troll.id}) == "UNAUTHENTICATED"
     assert await stack.fails(BAN, {"s": str(uuid.uuid4()), "u": troll.id}, as_=owner) == "NOT_FOUND"
     admin = await stack.admin()
     await stack.ok(BAN, {"s": stream, "u": viewer.id, "d": 60}, as_=admin)

@@ -107,6 +107,7 @@ async def test_follow_input_and_privacy(stack: Stack) -> None:
     assert await stack.fails(FOLLOW, {"u": "nobody"}, as_=fan) == "BAD_USER_INPUT"
     assert await stack.fails(FOLLOW, {"u": str(uuid.uuid4())}, as_=fan) == "NOT_FOUND"
     assert await stack.fails(UNFOLLOW, {"u": creator.id}) == "UNAUTHENTICATED"
+    assert await stack.fails(UNFOLLOW, {"u": "nobody"}, as_=fan) == "BAD_USER_INPUT"
     # Whom someone follows is theirs (and admins') to see.
     body = await stack.execute(USER, {"u": fan.id}, as_=other)
     assert body["data"]["_entities"][0]["following"] is None

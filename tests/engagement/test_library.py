@@ -200,6 +200,7 @@ async def test_watch_later_and_favorites(stack: Stack) -> None:
         assert list((await stack.ok(remove, {"v": first}, as_=viewer)).values()) == [False]
         assert await stack.fails(add, {"v": private}, as_=viewer) == "NOT_FOUND"
         assert await stack.fails(add, {"v": "bad"}, as_=viewer) == "BAD_USER_INPUT"
+        assert await stack.fails(remove, {"v": "bad"}, as_=viewer) == "BAD_USER_INPUT"
         assert await stack.fails(add, {"v": first}) == "UNAUTHENTICATED"
         assert await stack.fails(remove, {"v": first}) == "UNAUTHENTICATED"
     # The two lists are separate.
