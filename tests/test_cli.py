@@ -17,10 +17,16 @@ import httpx
 import orjson
 import pytest
 
-from reelgraph.services import up_processes
+from reelgraph.services import service_names, up_processes
 from tests.support.processes import free_port
 
 BIN = Path(sys.executable).parent / "reelgraph"
+NAMES = service_names()
+CHOICES = ", ".join(f"'{name}'" for name in NAMES)
+# `up` prefixes each child's lines with its name, padded to the longest.
+PROCESSES = [name for name, _ in up_processes()]
+WIDTH = max(len(name) for name in PROCESSES)
+PREFIXES = tuple(f"{name:<{WIDTH}} | " for name in PROCESSES)
 COMMAND = [str(BIN)] if BIN.exists() else [sys.executable, "-m", "reelgraph"]
 
 
@@ -49,8 +55,8 @@ def reelgraph(
         ((), ["Usage: reelgraph", "up", "serve", "migrate", "auth"]),
         (("up",), ["Usage: reelgraph up", "supervised"]),
         (("media-worker",), ["Usage: reelgraph media-worker", "transcode"]),
-        (("serve",), ["Usage: reelgraph serve", "{auth}", "--host", "--port"]),
-        (("migrate",), ["Usage: reelgraph migrate", "[auth]...", "migrations"]),
+        (("serve",), ["Usage: reelgraph serve", f"{{{'|'.join(NAMES)}}}", "--host", "--port"]),
+        (("migrate",), ["Usage: reelgraph migrate", f"[{'|'.join(NAMES)}]...", "migrations"]),
         (("auth",), ["Usage: reelgraph auth", "rotate-key", "set-role"]),
         (("auth", "rotate-key"), ["Usage: reelgraph auth rotate-key", "signing key"]),
         (("auth", "set-role"), ["Usage: reelgraph auth set-role", "HANDLE {VIEWER|CREATOR|ADMIN}"]),
@@ -81,9 +87,9 @@ def test_help_of_every_command_exits_zero_and_describes_it(
 @pytest.mark.parametrize(
     ("args", "complaint"),
     [
-        (("serve", "nosuch"), "'nosuch' is not 'auth'"),
+        (("serve", "nosuch"), f"'nosuch' is not one of {CHOICES}"),
         (("serve",), "Missing argument"),
-        (("migrate", "nosuch"), "'nosuch' is not 'auth'"),
+        (("migrate", "nosuch"), f"'nosuch' is not one of {CHOICES}"),
         (("auth", "set-role", "alice", "ROOT"), "'ROOT' is not one of"),
         (("nosuch",), "No such command 'nosuch'"),
     ],
@@ -231,6 +237,12 @@ class Up:
             env=clean_env(
                 REELGRAPH_DATA_DIR=str(data_dir),
                 REELGRAPH_AUTH_PORT=str(port),
+                # Every other service on a port of its own, away from anything else running.
+                **{
+                    f"REELGRAPH_{name.upper()}_PORT": str(free_port())
+                    for name in NAMES
+                    if name != "auth"
+                },
                 REELGRAPH_ROUTER_PORT=str(router_port),
                 REELGRAPH_BCRYPT_ROUNDS="4",
             ),
@@ -323,16 +335,13 @@ def test_up_supervises_restarts_a_killed_service_and_stops_cleanly_on_sigint(up:
     # Every line a child wrote carries its name; the service logs JSON.
     child_lines = [line for line in up.lines if line.strip() not in ("stopping…", "")]
     assert child_lines, output
-    names = [name for name, _ in up_processes()]
-    width = max(len(name) for name in names)
-    prefixes = tuple(f"{name:<{width}} | " for name in names)
-    assert all(line.startswith(prefixes) for line in child_lines), output
+    assert all(line.startswith(PREFIXES) for line in child_lines), output
     logged = [orjson.loads(line.split(" | ", 1)[1]) for line in child_lines if "| {" in line]
-    assert {entry["service"] for entry in logged} == set(names)
+    assert {entry["service"] for entry in logged} == set(PROCESSES)
     assert all(
         entry["service"] == line.split(" ", 1)[0]
         for entry, line in zip(logged, [ln for ln in child_lines if "| {" in ln], strict=True)
     )
-    assert f"{'auth':<{width}} | exited with -9; restarting in 1s" in up.lines
+    assert f"{'auth':<{WIDTH}} | exited with -9; restarting in 1s" in up.lines
     assert not listening(up.router_port)
     assert "\033[" not in output  # not a terminal: no colours

@@ -43,6 +43,9 @@ def test_compose_runs_services_on_postgres_redis_and_s3(tmp_path: Path) -> None:
     assert auth["environment"]["REELGRAPH_STORAGE"] == "s3"
     assert auth["environment"]["REELGRAPH_DATABASE_URL"].startswith("postgresql://")
     assert auth["deploy"]["replicas"] >= 2
+    engagement = config["services"]["engagement"]
+    assert engagement["environment"]["REELGRAPH_BUS"] == "redis"
+    assert engagement["deploy"]["replicas"] >= 2
     assert {"postgres", "redis", "minio"} <= set(config["services"])
 
 

@@ -87,17 +87,28 @@ def client_ip(connection: HTTPConnection, trusted_proxies: frozenset[str]) -> st
     return hops[0] if hops else peer
 
 
+def _is_request_error(error: GraphQLError) -> bool:
+    """Raised before execution (syntax, validation, variables), not by our code."""
+    return error.path is None and (
+        error.original_error is None or bool(re.match(r"Variable '\$", error.message))
+    )
+
+
 def _is_unexpected(error: GraphQLError) -> bool:
-    return error.path is not None and not isinstance(error.original_error, DomainError)
+    # A subscription's event stream failing has no path, but it is our code failing.
+    return not _is_request_error(error) and not isinstance(error.original_error, DomainError)
 
 
 def to_client_error(error: GraphQLError) -> GraphQLError:
     """Give every error a code; replace unexpected ones with a message that reveals nothing."""
     original = error.original_error
+    if original is None and "code" in (error.extensions or {}):
+        # Already a client error (streamed results pass through here twice).
+        return error
     if isinstance(original, DomainError):
         extensions = {"code": original.code, **original.extensions}
         message = original.message
-    elif error.path is None:
+    elif _is_request_error(error):
         # Raised before execution: syntax, validation, or variable coercion.
         message = error.message
         if message.startswith("Syntax Error"):
@@ -129,6 +140,14 @@ class ErrorCodes(SchemaExtension):
         errors = getattr(result, "errors", None)
         if result is not None and errors:
             result.errors = [to_client_error(e) for e in errors]
+
+    def on_stream_result(self, result: Any) -> Iterator[None]:
+        # Subscriptions (and operations over a WebSocket) send each result as it comes,
+        # before the operation ends: map its errors before it is sent.
+        errors = getattr(result, "errors", None)
+        if errors:
+            result.errors = [to_client_error(e) for e in errors]
+        yield
 
 
 class Schema(strawberry.federation.Schema):

@@ -67,6 +67,21 @@ class Settings(BaseSettings):
     login_failure_window: int = Field(default=900, gt=0)
     trusted_proxies: str = "127.0.0.1,::1"
 
+    # Engagement service: comments, chat, view counting and live presence.
+    comment_max_length: int = Field(default=10_000, gt=0)
+    chat_message_max_length: int = Field(default=500, gt=0)
+    # Least time between two messages of one user in one chat room; slow mode raises it.
+    chat_min_interval: float = Field(default=1.0, ge=0)
+    # Messages of a room kept readable; older ones are pruned as new ones arrive.
+    chat_history: int = Field(default=100, gt=0, le=10_000)
+    # A view counts after this much watching (or half of a shorter video), at most once per
+    # viewer per view_window seconds; a viewer silent for watch_session_idle starts a new visit.
+    view_min_seconds: float = Field(default=30.0, gt=0)
+    view_window: float = Field(default=1800.0, ge=0)
+    watch_session_idle: float = Field(default=600.0, gt=0)
+    # A live viewer not renewed within this many seconds (its replica died) stops counting.
+    presence_ttl: float = Field(default=30.0, gt=0)
+
     # The origin clients reach (the router): upload and media URLs are built on it.
     public_url: str | None = None
 

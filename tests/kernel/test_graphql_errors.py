@@ -5,7 +5,7 @@ Also the client address behind trusted proxies."""
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator
 from typing import Any
 
 import httpx
@@ -340,3 +340,35 @@ def test_a_spoofed_header_line_before_the_proxys_own_line_is_not_believed() -> N
     conn = connection("127.0.0.1", "6.6.6.6", "198.51.100.1")
 
     assert client_ip(conn, PROXIES) == "198.51.100.1"
+
+
+@strawberry.type
+class Subscription:
+    @strawberry.subscription
+    async def refused(self) -> AsyncGenerator[int, None]:
+        raise Forbidden("Not your stream.", reason="PRIVATE")
+        yield 0  # pragma: no cover - makes this an async generator
+
+    @strawberry.subscription
+    async def counts_then_fails(self) -> AsyncGenerator[int | None, None]:
+        yield 1
+        raise RuntimeError(SECRET)
+
+
+async def test_errors_of_streamed_subscription_results_get_codes_too(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    streaming = subgraph_schema(query=Query, subscription=Subscription)
+
+    refused = [r async for r in await streaming.subscribe("subscription { refused }")]
+    assert [(e.message, e.extensions) for r in refused for e in r.errors or ()] == [
+        ("Not your stream.", {"code": "FORBIDDEN", "reason": "PRIVATE"})
+    ]
+    results = [r async for r in await streaming.subscribe("subscription { countsThenFails }")]
+    assert results[0].data == {"countsThenFails": 1}
+    (error,) = results[1].errors or ()
+    assert (error.message, error.extensions) == (INTERNAL_MESSAGE, {"code": "INTERNAL"})
+    # The unexpected failure is logged here, with its traceback, and never sent.
+    logged = [r for r in caplog.records if r.name == "reelgraph.graphql"]
+    assert len(logged) == 1 and logged[0].exc_info is not None
+    assert SECRET in str(logged[0].exc_info[1])

@@ -107,18 +107,32 @@ def environment(tmp: Path, *, database: str, bus: str, **extra: str) -> Iterator
 class ServiceProcess:
     """`reelgraph serve <name>` as a child process with its log captured to a file."""
 
-    def __init__(self, name: str, environment: Environment, *, port: int | None = None) -> None:
+    def __init__(
+        self,
+        name: str,
+        environment: Environment,
+        *,
+        port: int | None = None,
+        env: dict[str, str] | None = None,
+    ) -> None:
         self.name = name
         self.environment = environment
+        # Settings of this process only, on top of the environment's (e.g. where auth is).
+        self.env = env or {}
         self.port = port or free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.log_path = environment.data_dir / f"{name}-{self.port}.log"
         self.process: subprocess.Popen[bytes] | None = None
 
     def start(self, timeout: float = 30.0) -> ServiceProcess:
+        return self.launch().wait_healthy(timeout)
+
+    def launch(self) -> ServiceProcess:
+        """Start the process without waiting for it (start several, then wait for each)."""
         env = {
             **os.environ,
             **self.environment.env,
+            **self.env,
             f"REELGRAPH_{self.name.upper()}_PORT": str(self.port),
         }
         log = open(self.log_path, "ab")  # noqa: SIM115 - the child owns it until stop()
@@ -130,6 +144,10 @@ class ServiceProcess:
             stderr=subprocess.STDOUT,
         )
         log.close()
+        return self
+
+    def wait_healthy(self, timeout: float = 30.0) -> ServiceProcess:
+        assert self.process is not None, "launch() first"
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
@@ -142,6 +160,12 @@ class ServiceProcess:
             time.sleep(0.1)
         self.stop()
         raise RuntimeError(f"{self.name} did not become healthy:\n{self.log()}")
+
+    def kill(self) -> None:
+        """SIGKILL: the process dies the way a crashed machine's would, cleaning up nothing."""
+        if self.process is not None and self.process.poll() is None:
+            self.process.kill()
+            self.process.wait()
 
     def stop(self, timeout: float = 15.0) -> int | None:
         if self.process is None or self.process.poll() is not None:
