@@ -19,6 +19,7 @@ class ServiceSpec:
 
 SERVICES: dict[str, ServiceSpec] = {
     "auth": ServiceSpec("auth", "subgraphs.auth.app:create_app", has_database=True),
+    "billing": ServiceSpec("billing", "subgraphs.billing.app:create_app", has_database=True),
 }
 
 

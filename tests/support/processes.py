@@ -107,9 +107,18 @@ def environment(tmp: Path, *, database: str, bus: str, **extra: str) -> Iterator
 class ServiceProcess:
     """`reelgraph serve <name>` as a child process with its log captured to a file."""
 
-    def __init__(self, name: str, environment: Environment, *, port: int | None = None) -> None:
+    def __init__(
+        self,
+        name: str,
+        environment: Environment,
+        *,
+        port: int | None = None,
+        env: dict[str, str] | None = None,
+    ) -> None:
         self.name = name
         self.environment = environment
+        # Settings for this process only, on top of the environment's (e.g. a fault point).
+        self.extra_env = dict(env or {})
         self.port = port or free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.log_path = environment.data_dir / f"{name}-{self.port}.log"
@@ -119,6 +128,7 @@ class ServiceProcess:
         env = {
             **os.environ,
             **self.environment.env,
+            **self.extra_env,
             f"REELGRAPH_{self.name.upper()}_PORT": str(self.port),
         }
         log = open(self.log_path, "ab")  # noqa: SIM115 - the child owns it until stop()
@@ -152,6 +162,11 @@ class ServiceProcess:
         except subprocess.TimeoutExpired:
             self.process.kill()
             return self.process.wait()
+
+    def wait_for_exit(self, timeout: float = 30.0) -> int:
+        """The exit status of a process expected to die on its own (e.g. at a fault point)."""
+        assert self.process is not None
+        return self.process.wait(timeout)
 
     def log(self) -> str:
         return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
