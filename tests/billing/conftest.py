@@ -9,6 +9,7 @@ import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -232,28 +233,44 @@ def processes(stack_env: Environment) -> Iterator[tuple[ServiceProcess, ServiceP
     """Auth and billing, started side by side (billing fetches auth's keys only when asked)."""
     auth = ServiceProcess("auth", stack_env)
     billing = ServiceProcess("billing", stack_env, env=billing_env(auth))
-    with ThreadPoolExecutor(2) as pool:
-        started = [pool.submit(auth.start), pool.submit(billing.start)]
+    start_all(auth, billing)
     try:
-        for future in started:
-            future.result()
         yield auth, billing
     finally:
         codes = billing.stop(), auth.stop()
     assert codes == (0, 0), billing.log() + auth.log()
 
 
-@pytest.fixture
-async def stack(
-    stack_env: Environment, processes: tuple[ServiceProcess, ServiceProcess]
+def start_all(*services: ServiceProcess) -> None:
+    """Start processes side by side; if one fails, stop the others before raising."""
+    with ThreadPoolExecutor(len(services)) as pool:
+        # Generous: on a busy 2-core machine a cold interpreter takes a while to import.
+        started = [pool.submit(service.start, 90.0) for service in services]
+    errors = [f.exception() for f in started if f.exception() is not None]
+    if errors:
+        for service in services:
+            service.stop()
+        raise errors[0]  # type: ignore[misc]
+
+
+@asynccontextmanager
+async def open_stack(
+    env: Environment, auth: ServiceProcess, billing: ServiceProcess
 ) -> AsyncIterator[Stack]:
-    auth_process, billing_process = processes
-    bus = open_bus(stack_env.settings())
-    auth_gql = GraphQLClient(f"{auth_process.url}/graphql")
-    gql = GraphQLClient(f"{billing_process.url}/graphql")
+    bus = open_bus(env.settings())
+    auth_gql = GraphQLClient(f"{auth.url}/graphql")
+    gql = GraphQLClient(f"{billing.url}/graphql")
     try:
-        yield Stack(stack_env, auth_process, billing_process, bus, auth_gql, gql)
+        yield Stack(env, auth, billing, bus, auth_gql, gql)
     finally:
         await auth_gql.close()
         await gql.close()
         await bus.close()
+
+
+@pytest.fixture
+async def stack(
+    stack_env: Environment, processes: tuple[ServiceProcess, ServiceProcess]
+) -> AsyncIterator[Stack]:
+    async with open_stack(stack_env, *processes) as opened:
+        yield opened
