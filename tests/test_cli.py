@@ -17,6 +17,7 @@ import httpx
 import orjson
 import pytest
 
+from reelgraph.services import SERVICES
 from tests.support.processes import free_port
 
 BIN = Path(sys.executable).parent / "reelgraph"
@@ -47,8 +48,11 @@ def reelgraph(
     [
         ((), ["Usage: reelgraph", "up", "serve", "migrate", "auth"]),
         (("up",), ["Usage: reelgraph up", "supervised"]),
-        (("serve",), ["Usage: reelgraph serve", "{auth}", "--host", "--port"]),
-        (("migrate",), ["Usage: reelgraph migrate", "[auth]...", "migrations"]),
+        (
+            ("serve",),
+            ["Usage: reelgraph serve", "{" + "|".join(SERVICES) + "}", "--host", "--port"],
+        ),
+        (("migrate",), ["Usage: reelgraph migrate", f"[{'|'.join(SERVICES)}]...", "migrations"]),
         (("auth",), ["Usage: reelgraph auth", "rotate-key", "set-role"]),
         (("auth", "rotate-key"), ["Usage: reelgraph auth rotate-key", "signing key"]),
         (("auth", "set-role"), ["Usage: reelgraph auth set-role", "HANDLE {VIEWER|CREATOR|ADMIN}"]),
@@ -70,9 +74,9 @@ def test_help_of_every_command_exits_zero_and_describes_it(
 @pytest.mark.parametrize(
     ("args", "complaint"),
     [
-        (("serve", "nosuch"), "'nosuch' is not 'auth'"),
+        (("serve", "nosuch"), "'nosuch' is not one of 'auth'"),
         (("serve",), "Missing argument"),
-        (("migrate", "nosuch"), "'nosuch' is not 'auth'"),
+        (("migrate", "nosuch"), "'nosuch' is not one of 'auth'"),
         (("auth", "set-role", "alice", "ROOT"), "'ROOT' is not one of"),
         (("nosuch",), "No such command 'nosuch'"),
     ],
@@ -220,6 +224,7 @@ class Up:
             env=clean_env(
                 REELGRAPH_DATA_DIR=str(data_dir),
                 REELGRAPH_AUTH_PORT=str(port),
+                REELGRAPH_BILLING_PORT=str(free_port()),
                 REELGRAPH_ROUTER_PORT=str(router_port),
                 REELGRAPH_BCRYPT_ROUNDS="4",
             ),
@@ -312,13 +317,17 @@ def test_up_supervises_restarts_a_killed_service_and_stops_cleanly_on_sigint(up:
     # Every line a child wrote carries its name; the service logs JSON.
     child_lines = [line for line in up.lines if line.strip() not in ("stopping…", "")]
     assert child_lines, output
-    assert all(line.startswith(("auth   | ", "router | ")) for line in child_lines), output
+    names = [*SERVICES, "router"]
+    width = max(len(name) for name in names)
+    assert all(
+        line.startswith(tuple(f"{name:<{width}} | " for name in names)) for line in child_lines
+    ), output
     logged = [orjson.loads(line.split(" | ", 1)[1]) for line in child_lines if "| {" in line]
-    assert {entry["service"] for entry in logged} == {"auth", "router"}
+    assert {entry["service"] for entry in logged} == set(names)
     assert all(
         entry["service"] == line.split(" ", 1)[0]
         for entry, line in zip(logged, [ln for ln in child_lines if "| {" in ln], strict=True)
     )
-    assert "auth   | exited with -9; restarting in 1s" in up.lines
+    assert f"{'auth':<{width}} | exited with -9; restarting in 1s" in up.lines
     assert not listening(up.router_port)
     assert "\033[" not in output  # not a terminal: no colours
