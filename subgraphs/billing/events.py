@@ -122,16 +122,16 @@ async def playback_ended(session: AsyncSession, playback: PlaybackSession) -> No
 
 # --- consuming ---------------------------------------------------------------------------
 
-Apply = Callable[[str, str, dict[str, Any]], Awaitable[None]]
+Apply = Callable[[str, str, dict[str, Any], float], Awaitable[None]]
 
 
 def consumers(bus: Bus, settings: Settings, apply: Apply) -> list[BackgroundTask]:
-    """One consumer loop per topic billing reads; `apply(topic, message_id, payload)` does the
-    work idempotently (the service records each message id in its inbox)."""
+    """One consumer loop per topic billing reads; `apply(topic, message_id, payload,
+    published_at)` does the work idempotently (the service records message ids in its inbox)."""
 
     def loop(topic: str) -> BackgroundTask:
         async def handle(message: Message) -> None:
-            await apply(message.topic, message.id, message.payload)
+            await apply(message.topic, message.id, message.payload, message.published_at)
 
         async def run(stop: asyncio.Event) -> None:
             await run_consumer(

@@ -121,6 +121,9 @@ class Video(BillingTable, table=True):
     visibility: str = Field(max_length=16)
     status: str = Field(max_length=16)
     duration_seconds: float | None = None
+    # When the event whose visibility we hold was published (bus time): topics are separate
+    # streams, so a late `video.created` must not undo a later `video.updated`.
+    event_at: float = 0.0
     # A tombstone: a late `video.updated` must not bring a deleted video back.
     deleted: bool = False
     updated_at: datetime = Field(sa_column=_time())

@@ -560,8 +560,15 @@ class BillingService:
                 answers.append(Access(False, AccessReason.INSUFFICIENT_FUNDS))
         return answers
 
-    async def apply_event(self, topic: str, message_id: str, payload: dict[str, Any]) -> None:
-        """Fold one consumed event into billing's state, once per message."""
+    async def apply_event(
+        self,
+        topic: str,
+        message_id: str,
+        payload: dict[str, Any],
+        published_at: float | None = None,
+    ) -> None:
+        """Fold one consumed event (published on the bus at `published_at`) into billing's
+        state, once per message."""
         async with self.db.transaction() as session:
             if not await first_delivery(session, inbox, events.GROUP, topic, message_id):
                 return
@@ -574,11 +581,12 @@ class BillingService:
                         EndReason.ACCOUNT_DELETED,
                     )
             else:
-                await self._project_video(session, topic, payload)
+                at = self.clock().timestamp() if published_at is None else published_at
+                await self._project_video(session, topic, payload, at)
         self._on_events()
 
     async def _project_video(
-        self, session: AsyncSession, topic: str, payload: dict[str, Any]
+        self, session: AsyncSession, topic: str, payload: dict[str, Any], published_at: float
     ) -> None:
         video_id, owner_id = payload.get("videoId"), payload.get("ownerId")
         if not _is_uuid(video_id) or not _is_uuid(owner_id):
@@ -601,6 +609,7 @@ class BillingService:
                 owner_id=owner_id,
                 visibility="PRIVATE",
                 status="UPLOADING",
+                event_at=0.0,
                 deleted=False,
                 updated_at=now,
             ).on_conflict_do_nothing(index_elements=["id"])
@@ -610,7 +619,6 @@ class BillingService:
         ).scalar_one()
         if video.deleted:
             return
-        video.owner_id = owner_id
         video.updated_at = now
         if topic == events.VIDEO_DELETED:
             video.deleted = True
@@ -625,8 +633,10 @@ class BillingService:
             )
             return
         visibility = payload.get("visibility")
-        if visibility in ("PUBLIC", "UNLISTED", "PRIVATE"):
+        # The newest event by publish time decides visibility, whatever order topics arrive in.
+        if visibility in ("PUBLIC", "UNLISTED", "PRIVATE") and published_at >= video.event_at:
             video.visibility = visibility
+            video.event_at = published_at
         status = "READY" if topic == events.VIDEO_READY else payload.get("status")
         # Status only moves forward (UPLOADING → PROCESSING → READY|FAILED), so a late,
         # older `video.updated` cannot undo `video.ready`.

@@ -159,6 +159,7 @@ def upgrade() -> None:
         sa.Column("visibility", sqlmodel.sql.sqltypes.AutoString(length=16), nullable=False),
         sa.Column("status", sqlmodel.sql.sqltypes.AutoString(length=16), nullable=False),
         sa.Column("duration_seconds", sa.Float(), nullable=True),
+        sa.Column("event_at", sa.Float(), nullable=False),
         sa.Column("deleted", sa.Boolean(), nullable=False),
         sa.Column("updated_at", subgraphs.kernel.db.UTCDateTime(timezone=True), nullable=False),
         sa.PrimaryKeyConstraint("id"),
