@@ -14,6 +14,7 @@ from graphql import GraphQLObjectType, build_ast_schema, parse
 
 from reelgraph import cli
 from subgraphs.auth.schema import schema as auth_schema
+from subgraphs.kernel.settings import DEFAULT_PORTS
 from supergraph.compose import CompositionError, CompositionIssue, SubgraphSource, compose
 
 from .compose_fixtures import REELGRAPH_VIDEO, REFERENCE_SETS
@@ -22,7 +23,10 @@ from .compose_reference import ReferenceResult, reference_compose, supergraph_fa
 REPO = Path(__file__).resolve().parents[2]
 SCHEMA_DIR = REPO / "schema"
 # The checked-in supergraph routes to the default service URLs.
-DEFAULT_URLS: dict[str, str | None] = {"REELGRAPH_HOST": None, "REELGRAPH_AUTH_PORT": None}
+DEFAULT_URLS: dict[str, str | None] = {
+    "REELGRAPH_HOST": None,
+    **{f"REELGRAPH_{name.upper()}_PORT": None for name in DEFAULT_PORTS},
+}
 
 
 def fed(*imports: str, version: str = "v2.9") -> str:
@@ -682,11 +686,16 @@ def test_from_urls_asks_each_running_service_for_its_sdl(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     asked: list[str] = []
+    # Every subgraph at its default address (DEFAULT_URLS unsets the overrides).
+    by_url = {
+        f"http://127.0.0.1:{DEFAULT_PORTS[name]}/graphql": name for name in cli._subgraph_names()
+    }
 
     def post(url: str, **kwargs: object) -> httpx.Response:
         asked.append(url)
         assert kwargs["json"] == {"query": "{ _service { sdl } }"}
-        body = {"data": {"_service": {"sdl": auth_sdl()}}}
+        sdl = cli._in_process_sdl(by_url[url])
+        body = {"data": {"_service": {"sdl": sdl}}}
         return httpx.Response(200, json=body, request=httpx.Request("POST", url))
 
     monkeypatch.setattr(httpx, "post", post)
@@ -694,7 +703,8 @@ def test_from_urls_asks_each_running_service_for_its_sdl(
         cli.main, ["compose", "--from-urls", "--out", str(tmp_path)], env=DEFAULT_URLS
     )
     assert result.exit_code == 0, result.output
-    assert asked == ["http://127.0.0.1:4001/graphql"]
+    assert asked == list(by_url)
+    assert "http://127.0.0.1:4001/graphql" in asked
     assert (tmp_path / "supergraph.graphql").read_text() == (
         SCHEMA_DIR / "supergraph.graphql"
     ).read_text()
@@ -720,13 +730,15 @@ def test_a_composition_failure_prints_every_issue_and_exits_non_zero(
     assert not list(tmp_path.iterdir())
 
 
-def test_the_auth_supergraph_loads_in_graphql_core() -> None:
+def test_the_product_supergraph_loads_in_graphql_core() -> None:
     schema = build_ast_schema(parse((SCHEMA_DIR / "supergraph.graphql").read_text()))
     query = schema.query_type
     assert isinstance(query, GraphQLObjectType)
     assert {"me", "user", "userByHandle", "users"} <= set(query.fields)
     graphs = schema.get_type("join__Graph")
-    assert graphs is not None and list(getattr(graphs, "values", {})) == ["AUTH"]
+    names = [name.upper() for name in cli._subgraph_names()]
+    assert graphs is not None and list(getattr(graphs, "values", {})) == names
     user = schema.get_type("User")
     assert user is not None and user.ast_node is not None
-    assert [d.name.value for d in user.ast_node.directives or ()] == ["join__type"]
+    # One join__type per subgraph that defines User.
+    assert {d.name.value for d in user.ast_node.directives or ()} == {"join__type"}
