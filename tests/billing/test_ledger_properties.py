@@ -228,7 +228,7 @@ async def _sum(session: Any, column: Any, *where: Any) -> int:
 
 
 @settings(
-    max_examples=60,
+    max_examples=40,
     deadline=None,
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
 )
