@@ -265,13 +265,13 @@ def _self_only(info: BillingInfo, user_id: str) -> AccessClaims:
 class User:
     id: strawberry.ID
 
-    @strawberry.field(description="Only for the user themself.")
-    async def wallet(self, info: BillingInfo, currency: str | None = None) -> Wallet:
+    @strawberry.field(description="Only for the user themself; an error (and null) otherwise.")
+    async def wallet(self, info: BillingInfo, currency: str | None = None) -> Wallet | None:
         viewer = _self_only(info, str(self.id))
         return Wallet(_viewer=viewer, currency=info.context.service.currency(currency))
 
-    @strawberry.field(description="Only for the user themself.")
-    async def earnings(self, info: BillingInfo, currency: str | None = None) -> Earnings:
+    @strawberry.field(description="Only for the user themself; an error (and null) otherwise.")
+    async def earnings(self, info: BillingInfo, currency: str | None = None) -> Earnings | None:
         return await _earnings(info, _self_only(info, str(self.id)), currency)
 
     @classmethod

@@ -165,6 +165,7 @@ async def test_reports_and_earnings_are_private(stack: Stack) -> None:
         query, {"r": [{"__typename": "User", "id": creator.id}]}, token=other.token
     )
     assert error_codes(body) == ["FORBIDDEN"]
+    assert body["data"]["_entities"] == [{"earnings": None}]
     own = await stack.gql.execute(
         query, {"r": [{"__typename": "User", "id": creator.id}]}, token=creator.token
     )

@@ -176,7 +176,8 @@ async def test_nobody_reads_another_users_wallet(stack: Stack) -> None:
         query, {"r": [{"__typename": "User", "id": alice.id}]}, token=mallory.token
     )
     assert error_codes(theirs) == ["FORBIDDEN"]
-    assert theirs["data"]["_entities"] == [None]
+    # Only the field is withheld: the rest of the user still resolves.
+    assert theirs["data"]["_entities"] == [{"id": alice.id, "wallet": None}]
     anonymous = await stack.gql.execute(query, {"r": [{"__typename": "User", "id": alice.id}]})
     assert error_codes(anonymous) == ["UNAUTHENTICATED"]
     own = await stack.gql.execute(
