@@ -3,6 +3,10 @@ consumers that keep billing's projection of videos current."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import logging
+
 from starlette.requests import HTTPConnection, Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
@@ -19,6 +23,8 @@ from subgraphs.kernel.playback import PLAYBACK_KEYS_PATH, PLAYBACK_TOKEN_TYPE
 from subgraphs.kernel.runtime import ServiceRuntime
 from subgraphs.kernel.settings import Settings
 from subgraphs.kernel.signing_keys import KeyStore
+
+log = logging.getLogger(__name__)
 
 
 def playback_key_store(settings: Settings) -> KeyStore:
@@ -43,6 +49,20 @@ def create_app(settings: Settings | None = None) -> ASGIApp:
     )
     for consumer in events.consumers(runtime.bus, settings, service.apply_event):
         runtime.add_background(consumer)
+    # Often enough that a stopped session ends well within one more TTL.
+    sweep_every = max(0.5, min(10.0, settings.billing_session_ttl_seconds / 3))
+
+    async def expire_sessions(stop: asyncio.Event) -> None:
+        while not stop.is_set():
+            try:
+                while await service.expire_sessions() > 0:
+                    pass
+            except Exception:
+                log.exception("expiring playback sessions failed; retrying")
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), sweep_every)
+
+    runtime.add_background(expire_sessions)
     proxies = settings.trusted_proxy_set()
 
     async def context(connection: HTTPConnection) -> BillingContext:

@@ -75,7 +75,7 @@ class Period(StrEnum):
     MONTH = "MONTH"
 
 
-@strawberry.enum(description="ACTIVE until ended or until heartbeats stop for the session TTL.")
+@strawberry.enum(description="ACTIVE until ended; EXPIRED once heartbeats stopped for the session TTL.")
 class PlaybackStatus(StrEnum):
     ACTIVE = "ACTIVE"
     ENDED = "ENDED"

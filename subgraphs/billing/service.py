@@ -683,7 +683,8 @@ class BillingService:
 
     def _view(self, playback: PlaybackSession) -> Playback:
         now = self.clock()
-        if playback.status == SessionStatus.ACTIVE and playback.expires_at <= now:
+        lapsed = playback.status == SessionStatus.ACTIVE and playback.expires_at <= now
+        if lapsed or playback.end_reason == EndReason.EXPIRED:
             return Playback(playback, None, "EXPIRED")
         if playback.status != SessionStatus.ACTIVE:
             return Playback(playback, None, playback.status)
@@ -840,6 +841,30 @@ class BillingService:
         await session.flush()
         playback.charged_minutes = minute + 1
         await events.charged(session, charge)
+
+    async def expire_sessions(self, *, batch: int = 100) -> int:
+        """End sessions whose heartbeats stopped (reason EXPIRED) and announce it; returns how
+        many. Run periodically, so the ledger's view of open sessions stays current."""
+        now = self.clock()
+        async with self.db.transaction() as session:
+            query = (
+                select(PlaybackSession)
+                .where(
+                    col(PlaybackSession.status) == SessionStatus.ACTIVE,
+                    col(PlaybackSession.expires_at) <= now,
+                )
+                .order_by(col(PlaybackSession.expires_at))
+                .limit(batch)
+            )
+            if not self.db.is_sqlite:
+                # Replicas sweep side by side; a session a heartbeat holds is left to it.
+                query = query.with_for_update(skip_locked=True)
+            rows = (await session.execute(query)).scalars().all()
+            for playback in rows:
+                await self._end(session, playback, EndReason.EXPIRED)
+        if rows:
+            self._on_events()
+        return len(rows)
 
     async def end_playback(self, viewer: AccessClaims, session_id: str) -> Playback:
         session_id = _uuid(session_id, "sessionId")

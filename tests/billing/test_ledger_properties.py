@@ -42,8 +42,11 @@ heartbeat_op = st.tuples(
 )
 end_op = st.tuples(st.just("end"), st.integers(0, 7))
 refund_op = st.tuples(st.sampled_from(["refund_charge", "refund_deposit"]), st.integers(0, 30))
+sweep_op = st.tuples(st.just("sweep"))  # the background expiry of silent sessions
 operations = st.lists(
-    st.one_of(deposit_op, start_op, start_op, heartbeat_op, heartbeat_op, end_op, refund_op),
+    st.one_of(
+        deposit_op, start_op, start_op, heartbeat_op, heartbeat_op, end_op, refund_op, sweep_op
+    ),
     min_size=5,
     max_size=40,
 )
@@ -122,6 +125,8 @@ async def _apply(
     elif kind == "end" and sessions:
         session_id = sessions[op[1] % len(sessions)]
         await service.end_playback(claims(await _session_viewer(service, session_id)), session_id)
+    elif kind == "sweep":
+        await service.expire_sessions()
     elif kind == "refund_charge":
         async with service.db.transaction() as session:
             charges = (

@@ -146,6 +146,16 @@ async def test_a_session_without_heartbeats_expires_and_its_token_with_it(stack:
         state = await stack.gql.execute(SESSION, {"s": session["id"]}, token=viewer.token)
         status = state["data"]["playbackSession"]["status"]
     assert status == "EXPIRED"
+    # Billing ends it on its own and says so, without waiting for a late heartbeat.
+    group = f"test-{uuid.uuid4().hex}"
+    ended: list[dict[str, Any]] = []
+    while not ended and time.monotonic() < deadline:
+        for message in await stack.bus.claim(
+            "billing.playback.ended", group, "t", count=100, block=0.5
+        ):
+            if message.payload["sessionId"] == session["id"]:
+                ended.append(message.payload)
+    assert [(e["reason"], e["chargedMinutes"]) for e in ended] == [("EXPIRED", 1)]
     while await _reason(stack, session["playbackToken"], video) == "VALID":
         assert time.monotonic() < deadline
         await asyncio.sleep(0.2)
