@@ -22,6 +22,7 @@ SERVICES: dict[str, ServiceSpec] = {
     "engagement": ServiceSpec(
         "engagement", "subgraphs.engagement.app:create_app", has_database=True
     ),
+    "billing": ServiceSpec("billing", "subgraphs.billing.app:create_app", has_database=True),
 }
 
 

@@ -95,6 +95,31 @@ class Settings(BaseSettings):
     # Scratch space for a job's download and outputs; defaults to <data_dir>/media-work.
     media_work_dir: Path | None = None
 
+    # Billing. Amounts are integers in minor units (cents for USD); never floats.
+    billing_currency: str = Field(default="USD", pattern=r"^[A-Z]{3}$")
+    # Currencies wallets and prices may use (comma-separated); must include billing_currency.
+    billing_currencies: str = "USD"
+    # Length of one billed "minute", in seconds (tests shorten it).
+    billing_minute_seconds: float = Field(default=60.0, gt=0)
+    # A playback session (and its token) lapses this long after its last heartbeat.
+    billing_session_ttl_seconds: float = Field(default=90.0, gt=0)
+    # The creator's share of each charge in basis points (7000 = 70%); the platform keeps the
+    # rest, including any rounding remainder.
+    billing_creator_share_bps: int = Field(default=7000, ge=0, le=10_000)
+    billing_deposit_min: int = Field(default=100, gt=0)
+    billing_deposit_max: int = Field(default=1_000_000, gt=0)
+    billing_max_price_per_minute: int = Field(default=100_000, gt=0)
+    # Which PaymentProvider takes deposits; `test` is the built-in one (tok_visa, …).
+    billing_payment_provider: Literal["test"] = "test"
+    # How long the test provider's `tok_slow` takes to succeed.
+    billing_test_provider_delay_seconds: float = Field(default=2.0, ge=0)
+    # A deposit stuck in PENDING this long (its process died mid-payment) may be retried.
+    billing_pending_deposit_timeout: float = Field(default=30.0, gt=0)
+    # Test-only fault point (docs/billing.md); never set in production.
+    billing_fault: str | None = None
+    # Where services fetch billing's playback-token public keys.
+    playback_keys_url: str | None = None
+
     log_level: str = "INFO"
 
     def port(self, service: str) -> int:
@@ -112,6 +137,16 @@ class Settings(BaseSettings):
 
     def resolved_jwks_url(self) -> str:
         return self.jwks_url or f"{self.service_url('auth')}/.well-known/jwks.json"
+
+    def resolved_playback_keys_url(self) -> str:
+        return self.playback_keys_url or (
+            f"{self.service_url('billing')}/.well-known/playback-keys.json"
+        )
+
+    def billing_currency_set(self) -> frozenset[str]:
+        return frozenset(
+            c.strip().upper() for c in self.billing_currencies.split(",") if c.strip()
+        ) | {self.billing_currency}
 
     def database_url_for(self, service: str) -> str:
         """The SQLAlchemy async URL of one service's own database."""

@@ -532,11 +532,11 @@ def test_extract_reports_broken_documents(tmp_path: Path, text: str, message: st
 
 def test_extract_validates_operations_against_the_supergraph_when_given(tmp_path: Path) -> None:
     write(tmp_path / "ops" / "good.graphql", "query Good { me { handle } }")
-    write(tmp_path / "ops" / "bad.graphql", "query Bad { me { wallet { balance } } }")
+    write(tmp_path / "ops" / "bad.graphql", "query Bad { me { shoeSize } }")
     assert extract(str(tmp_path / "ops")).exit_code == 0  # no schema: syntax only
     result = extract(str(tmp_path / "ops"), "--supergraph", str(SUPERGRAPH))
     assert result.exit_code == 1
-    assert "Bad: Cannot query field 'wallet' on type 'User'." in result.output
+    assert "Bad: Cannot query field 'shoeSize' on type 'User'." in result.output
     assert "Good" not in result.output
 
 

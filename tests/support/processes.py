@@ -177,6 +177,11 @@ class ServiceProcess:
             self.process.kill()
             return self.process.wait()
 
+    def wait_for_exit(self, timeout: float = 30.0) -> int:
+        """The exit status of a process expected to die on its own (e.g. at a fault point)."""
+        assert self.process is not None
+        return self.process.wait(timeout)
+
     def log(self) -> str:
         return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
 
