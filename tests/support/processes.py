@@ -107,9 +107,18 @@ def environment(tmp: Path, *, database: str, bus: str, **extra: str) -> Iterator
 class ServiceProcess:
     """`reelgraph serve <name>` as a child process with its log captured to a file."""
 
-    def __init__(self, name: str, environment: Environment, *, port: int | None = None) -> None:
+    def __init__(
+        self,
+        name: str,
+        environment: Environment,
+        *,
+        port: int | None = None,
+        extra_env: dict[str, str] | None = None,
+    ) -> None:
         self.name = name
         self.environment = environment
+        # Settings of this process only (e.g. one replica configured differently).
+        self.extra_env = dict(extra_env or {})
         self.port = port or free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.log_path = environment.data_dir / f"{name}-{self.port}.log"
@@ -119,6 +128,7 @@ class ServiceProcess:
         env = {
             **os.environ,
             **self.environment.env,
+            **self.extra_env,
             f"REELGRAPH_{self.name.upper()}_PORT": str(self.port),
         }
         log = open(self.log_path, "ab")  # noqa: SIM115 - the child owns it until stop()
