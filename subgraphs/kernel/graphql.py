@@ -87,8 +87,19 @@ def client_ip(connection: HTTPConnection, trusted_proxies: frozenset[str]) -> st
     return hops[0] if hops else peer
 
 
+_VARIABLE_ERROR = re.compile(r"Variable '\$")
+
+
 def _is_unexpected(error: GraphQLError) -> bool:
-    return error.path is not None and not isinstance(error.original_error, DomainError)
+    """Raised by our code but not a DomainError: a bug, whatever stage it surfaced at (a
+    subscription's generator fails outside any field path)."""
+    original = error.original_error
+    if isinstance(original, DomainError):
+        return False
+    if error.path is not None:
+        return True
+    # Before execution only variable coercion carries the scalar's own exception.
+    return original is not None and not _VARIABLE_ERROR.match(error.message)
 
 
 def to_client_error(error: GraphQLError) -> GraphQLError:
@@ -97,12 +108,12 @@ def to_client_error(error: GraphQLError) -> GraphQLError:
     if isinstance(original, DomainError):
         extensions = {"code": original.code, **original.extensions}
         message = original.message
-    elif error.path is None:
+    elif not _is_unexpected(error):
         # Raised before execution: syntax, validation, or variable coercion.
         message = error.message
         if message.startswith("Syntax Error"):
             code = "GRAPHQL_PARSE_FAILED"
-        elif re.match(r"Variable '\$", message):
+        elif _VARIABLE_ERROR.match(message):
             code = "BAD_USER_INPUT"
         else:
             code = "GRAPHQL_VALIDATION_FAILED"
@@ -121,14 +132,24 @@ def to_client_error(error: GraphQLError) -> GraphQLError:
 
 
 class ErrorCodes(SchemaExtension):
-    """Maps every error in a result to a client-safe error with `extensions.code`."""
+    """Maps every error in a result to a client-safe error with `extensions.code`: the one
+    result of an operation, or each result a subscription streams."""
+
+    _streamed: Any = None
 
     def on_operation(self) -> Iterator[None]:
         yield
         result = self.execution_context.result
         errors = getattr(result, "errors", None)
-        if result is not None and errors:
+        if result is not None and errors and result is not self._streamed:
             result.errors = [to_client_error(e) for e in errors]
+
+    def on_stream_result(self, result: Any) -> Iterator[None]:
+        errors = getattr(result, "errors", None)
+        if errors:
+            result.errors = [to_client_error(e) for e in errors]
+        self._streamed = result
+        yield
 
 
 class Schema(strawberry.federation.Schema):

@@ -213,7 +213,7 @@ def create_app(settings: Settings | None = None) -> ASGIApp:
         ),
         routes=[
             *tus.routes(),
-            Route("/media/{video_id}/{token}/{path:path}", media, methods=["GET", "HEAD"]),
+            Route("/media/{video_id}/{token}/{path:path}", media.handle, methods=["GET", "HEAD"]),
         ],
         lifespan=lifespan,
     )

@@ -260,7 +260,7 @@ class MediaEndpoint:
         self.lookup = lookup
         self.gates = tuple(gates)
 
-    async def __call__(self, request: Request) -> Response:
+    async def handle(self, request: Request) -> Response:
         try:
             return await self._serve(request)
         except MediaDenied as denied:

@@ -66,7 +66,11 @@ class VideoContext(RequestContext):
         if not isinstance(raw, str) or not raw.strip():
             return None
         token = bearer_token(raw) if " " in raw.strip() else raw.strip()
-        return await self.tokens.verify(token) if token else None
+        if not token:
+            return None
+        # Every resolver of this connection's operations sees the viewer from now on.
+        self._viewer = await self.tokens.verify(token)
+        return self._viewer
 
 
 VideoInfo = Info[VideoContext, None]
@@ -399,7 +403,10 @@ class VideoProcessingEvent:
 
     @strawberry.field(description="The video as it is now.")
     async def video(self, info: VideoInfo) -> Video | None:
-        row = await _videos_loader(info).load(str(self.video_id))
+        # Not through the request's loader: a WebSocket's context lives as long as the
+        # connection, and each event must see the video as it is at that event.
+        viewer = await info.context.subscriber()
+        (row,) = await info.context.service.videos_by_id(viewer, [str(self.video_id)])
         return Video.from_row(row) if row else None
 
     @staticmethod
