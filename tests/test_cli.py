@@ -47,8 +47,8 @@ def reelgraph(
     [
         ((), ["Usage: reelgraph", "up", "serve", "migrate", "auth"]),
         (("up",), ["Usage: reelgraph up", "supervised"]),
-        (("serve",), ["Usage: reelgraph serve", "{auth}", "--host", "--port"]),
-        (("migrate",), ["Usage: reelgraph migrate", "[auth]...", "migrations"]),
+        (("serve",), ["Usage: reelgraph serve", "{auth|video}", "--host", "--port"]),
+        (("migrate",), ["Usage: reelgraph migrate", "[auth|video]...", "migrations"]),
         (("auth",), ["Usage: reelgraph auth", "rotate-key", "set-role"]),
         (("auth", "rotate-key"), ["Usage: reelgraph auth rotate-key", "signing key"]),
         (("auth", "set-role"), ["Usage: reelgraph auth set-role", "HANDLE {VIEWER|CREATOR|ADMIN}"]),
@@ -70,9 +70,9 @@ def test_help_of_every_command_exits_zero_and_describes_it(
 @pytest.mark.parametrize(
     ("args", "complaint"),
     [
-        (("serve", "nosuch"), "'nosuch' is not 'auth'"),
+        (("serve", "nosuch"), "'nosuch' is not one of 'auth', 'video'"),
         (("serve",), "Missing argument"),
-        (("migrate", "nosuch"), "'nosuch' is not 'auth'"),
+        (("migrate", "nosuch"), "'nosuch' is not one of 'auth', 'video'"),
         (("auth", "set-role", "alice", "ROOT"), "'ROOT' is not one of"),
         (("nosuch",), "No such command 'nosuch'"),
     ],
@@ -95,6 +95,8 @@ def test_migrate_creates_the_auth_database_in_the_data_dir(tmp_path: Path) -> No
 
     assert result.returncode == 0, result.stderr
     assert "auth: up to date" in result.stdout
+    assert "video: up to date" in result.stdout
+    assert (tmp_path / "video.db").is_file()
     with sqlite3.connect(tmp_path / "auth.db") as conn:
         tables = {
             row[0] for row in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")
@@ -174,12 +176,16 @@ def cmdline(pid: int) -> list[str]:
         return []
 
 
-def serve_auth_children(pid: int) -> list[int]:
+def serve_children(pid: int, service: str) -> list[int]:
     return [
         child
         for child in children_of(pid)
-        if cmdline(child)[-2:] == ["auth", ""] and "serve" in cmdline(child)
+        if cmdline(child)[-2:] == [service, ""] and "serve" in cmdline(child)
     ]
+
+
+def serve_auth_children(pid: int) -> list[int]:
+    return serve_children(pid, "auth")
 
 
 def alive(pid: int) -> bool:
@@ -220,6 +226,7 @@ class Up:
             env=clean_env(
                 REELGRAPH_DATA_DIR=str(data_dir),
                 REELGRAPH_AUTH_PORT=str(port),
+                REELGRAPH_VIDEO_PORT=str(free_port()),
                 REELGRAPH_ROUTER_PORT=str(router_port),
                 REELGRAPH_BCRYPT_ROUNDS="4",
             ),
@@ -260,6 +267,7 @@ def up(tmp_path: Path) -> Iterator[Up]:
     finally:
         if running.process.poll() is None:
             seen.update(serve_auth_children(running.process.pid))
+            seen.update(serve_children(running.process.pid, "video"))
             running.process.kill()
             running.process.wait(5)
         for child in seen:
@@ -312,9 +320,11 @@ def test_up_supervises_restarts_a_killed_service_and_stops_cleanly_on_sigint(up:
     # Every line a child wrote carries its name; the service logs JSON.
     child_lines = [line for line in up.lines if line.strip() not in ("stopping…", "")]
     assert child_lines, output
-    assert all(line.startswith(("auth   | ", "router | ")) for line in child_lines), output
+    assert all(line.startswith(("auth   | ", "video  | ", "router | ")) for line in child_lines), (
+        output
+    )
     logged = [orjson.loads(line.split(" | ", 1)[1]) for line in child_lines if "| {" in line]
-    assert {entry["service"] for entry in logged} == {"auth", "router"}
+    assert {entry["service"] for entry in logged} == {"auth", "video", "router"}
     assert all(
         entry["service"] == line.split(" ", 1)[0]
         for entry, line in zip(logged, [ln for ln in child_lines if "| {" in ln], strict=True)

@@ -13,10 +13,12 @@ import strawberry
 from graphql import GraphQLError
 from starlette.requests import HTTPConnection
 from strawberry.extensions import SchemaExtension
+from strawberry.schema.config import StrawberryConfig
 from strawberry.types import ExecutionContext
 
 from subgraphs.kernel.errors import DomainError, Forbidden, Unauthenticated
 from subgraphs.kernel.tokens import AccessClaims, TokenVerifier, bearer_token
+from subgraphs.kernel.types import SCALARS
 
 log = logging.getLogger("reelgraph.graphql")
 
@@ -185,4 +187,5 @@ def subgraph_schema(
         types=list(types),
         extensions=[ErrorCodes],
         federation_version="2.9",
+        config=StrawberryConfig(scalar_map=SCALARS),
     )

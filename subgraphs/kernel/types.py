@@ -3,10 +3,11 @@ and scalars defined identically wherever they are used."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, NewType
+from typing import Any, NewType
 
 import strawberry
 from graphql import IntValueNode, StringValueNode, ValueNode
+from strawberry.types.scalar import ScalarDefinition
 
 # 64-bit signed range: what every backend stores in a BIGINT.
 LONG_MIN = -(2**63)
@@ -36,21 +37,20 @@ def _parse_long_literal(node: ValueNode, _variables: Any = None) -> int:
     raise ValueError("Long must be an integer.")
 
 
-LongValue = NewType("LongValue", int)
+# Annotate fields with `Long`; `SCALARS` (passed by `subgraph_schema`) tells Strawberry how
+# it reads and writes.
+Long = NewType("Long", int)
 
-if TYPE_CHECKING:
-    # To the type checker a Long is an int; to Strawberry it is the scalar below.
-    Long = LongValue
-else:
-    Long = strawberry.scalar(
-        LongValue,
-        name="Long",
-        description="A 64-bit signed integer (sizes in bytes). Serialised as a JSON number; "
-        "inputs may also be decimal strings, as JSON numbers are exact only to 2^53.",
-        serialize=int,
-        parse_value=_parse_long,
-        parse_literal=_parse_long_literal,
-    )
+LONG_SCALAR = strawberry.scalar(
+    name="Long",
+    description="A 64-bit signed integer (sizes in bytes). Serialised as a JSON number; "
+    "inputs may also be decimal strings, as JSON numbers are exact only to 2^53.",
+    serialize=int,
+    parse_value=_parse_long,
+    parse_literal=_parse_long_literal,
+)
+
+SCALARS: dict[object, ScalarDefinition] = {Long: LONG_SCALAR}
 
 
 @strawberry.federation.type(shareable=True, description="Relay pagination state of a connection.")

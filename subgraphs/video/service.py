@@ -681,8 +681,16 @@ class VideoService:
     async def purge_media(self, video_id: str) -> int:
         """Delete everything stored for the video. Raises if storage fails (the caller retries)."""
         video_id = str(uuid.UUID(video_id))
-        removed = await self.storage.delete_prefix(f"videos/{video_id}/")
-        removed += await self.storage.delete_prefix(f"uploads/{video_id}/")
+        removed = 0
+        failure: Exception | None = None
+        # Both prefixes are tried even if one fails, so a retry has as little left as possible.
+        for prefix in (f"videos/{video_id}/", f"uploads/{video_id}/"):
+            try:
+                removed += await self.storage.delete_prefix(prefix)
+            except Exception as error:
+                failure = failure or error
+        if failure is not None:
+            raise failure
         return removed
 
     async def purge_media_quietly(self, video_id: str) -> None:

@@ -106,6 +106,8 @@ def parse_checksum(header: str | None) -> Checksum | None:
         digest = base64.b64decode(encoded.strip(), validate=True)
     except binascii.Error:
         raise TusError(400, "Upload-Checksum is not base64.") from None
+    if len(digest) != CHECKSUM_ALGORITHMS[algorithm]().digest_size:
+        raise TusError(400, f"Upload-Checksum is not a {algorithm} digest.")
     return Checksum(algorithm, digest)
 
 
