@@ -4,6 +4,7 @@ and `uploads.py`."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncGenerator, AsyncIterator
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -40,6 +41,8 @@ if TYPE_CHECKING:
     from subgraphs.kernel.graphql import Schema
 
 UPLOAD_CHUNK = 1024 * 1024
+# A processing subscription with no event for this long re-reads the video's state.
+RECHECK_SECONDS = 15.0
 
 
 @dataclass
@@ -649,12 +652,23 @@ class Subscription:
             yield VideoProcessingEvent.of(state)
             if state.finished:
                 return
-            async for message in messages:
-                if message.payload.get("videoId") != state.video_id:
-                    continue
-                update = ProcessingState.from_payload(message.payload)
-                if update is None:
-                    continue
+            stream = aiter(messages)
+            while True:
+                try:
+                    message = await asyncio.wait_for(anext(stream), RECHECK_SECONDS)
+                except StopAsyncIteration:
+                    return  # the service is shutting down
+                except TimeoutError:
+                    # Quiet for a while: look again, so a deleted video (NOT_FOUND) or a
+                    # change whose live event was lost still reaches the subscriber.
+                    update = await service.processing_state(viewer, str(video_id))
+                else:
+                    if message.payload.get("videoId") != state.video_id:
+                        continue
+                    parsed = ProcessingState.from_payload(message.payload)
+                    if parsed is None:
+                        continue
+                    update = parsed
                 stale = update.status == state.status and update.progress <= state.progress
                 if stale and not update.finished:
                     continue
