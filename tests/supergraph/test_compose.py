@@ -14,6 +14,7 @@ from graphql import GraphQLObjectType, build_ast_schema, parse
 
 from reelgraph import cli
 from subgraphs.auth.schema import schema as auth_schema
+from subgraphs.video.schema import schema as video_schema
 from supergraph.compose import CompositionError, CompositionIssue, SubgraphSource, compose
 
 from .compose_fixtures import REELGRAPH_VIDEO, REFERENCE_SETS
@@ -22,7 +23,11 @@ from .compose_reference import ReferenceResult, reference_compose, supergraph_fa
 REPO = Path(__file__).resolve().parents[2]
 SCHEMA_DIR = REPO / "schema"
 # The checked-in supergraph routes to the default service URLs.
-DEFAULT_URLS: dict[str, str | None] = {"REELGRAPH_HOST": None, "REELGRAPH_AUTH_PORT": None}
+DEFAULT_URLS: dict[str, str | None] = {
+    "REELGRAPH_HOST": None,
+    "REELGRAPH_AUTH_PORT": None,
+    "REELGRAPH_VIDEO_PORT": None,
+}
 
 
 def fed(*imports: str, version: str = "v2.9") -> str:
@@ -57,6 +62,12 @@ def block(sdl: str, head: str) -> str:
 
 def auth_sdl() -> str:
     result = auth_schema.execute_sync("{ _service { sdl } }")
+    assert result.data is not None
+    return str(result.data["_service"]["sdl"])
+
+
+def video_sdl() -> str:
+    result = video_schema.execute_sync("{ _service { sdl } }")
     assert result.data is not None
     return str(result.data["_service"]["sdl"])
 
@@ -683,10 +694,15 @@ def test_from_urls_asks_each_running_service_for_its_sdl(
 ) -> None:
     asked: list[str] = []
 
+    sdls = {
+        "http://127.0.0.1:4001/graphql": auth_sdl(),
+        "http://127.0.0.1:4002/graphql": video_sdl(),
+    }
+
     def post(url: str, **kwargs: object) -> httpx.Response:
         asked.append(url)
         assert kwargs["json"] == {"query": "{ _service { sdl } }"}
-        body = {"data": {"_service": {"sdl": auth_sdl()}}}
+        body = {"data": {"_service": {"sdl": sdls[url]}}}
         return httpx.Response(200, json=body, request=httpx.Request("POST", url))
 
     monkeypatch.setattr(httpx, "post", post)
@@ -694,7 +710,7 @@ def test_from_urls_asks_each_running_service_for_its_sdl(
         cli.main, ["compose", "--from-urls", "--out", str(tmp_path)], env=DEFAULT_URLS
     )
     assert result.exit_code == 0, result.output
-    assert asked == ["http://127.0.0.1:4001/graphql"]
+    assert asked == list(sdls)
     assert (tmp_path / "supergraph.graphql").read_text() == (
         SCHEMA_DIR / "supergraph.graphql"
     ).read_text()
@@ -720,13 +736,14 @@ def test_a_composition_failure_prints_every_issue_and_exits_non_zero(
     assert not list(tmp_path.iterdir())
 
 
-def test_the_auth_supergraph_loads_in_graphql_core() -> None:
+def test_the_product_supergraph_loads_in_graphql_core() -> None:
     schema = build_ast_schema(parse((SCHEMA_DIR / "supergraph.graphql").read_text()))
     query = schema.query_type
     assert isinstance(query, GraphQLObjectType)
-    assert {"me", "user", "userByHandle", "users"} <= set(query.fields)
+    assert {"me", "user", "userByHandle", "users", "video", "videos"} <= set(query.fields)
     graphs = schema.get_type("join__Graph")
-    assert graphs is not None and list(getattr(graphs, "values", {})) == ["AUTH"]
+    assert graphs is not None and list(getattr(graphs, "values", {})) == ["AUTH", "VIDEO"]
     user = schema.get_type("User")
     assert user is not None and user.ast_node is not None
-    assert [d.name.value for d in user.ast_node.directives or ()] == ["join__type"]
+    # Both subgraphs key User: auth owns it, video adds `videos` and `liveStreams`.
+    assert [d.name.value for d in user.ast_node.directives or ()] == ["join__type", "join__type"]
