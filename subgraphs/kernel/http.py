@@ -28,10 +28,12 @@ _VALID_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 
 class RequestIdMiddleware:
     """Takes the caller's `x-request-id` (or makes one), exposes it to logs, echoes it back,
-    and writes one access-log line per HTTP request. Query strings are never logged."""
+    and writes one access-log line per HTTP request. Query strings are never logged, and
+    `log_path` masks secrets a service carries in paths (signed URL tokens)."""
 
-    def __init__(self, app: ASGIApp) -> None:
+    def __init__(self, app: ASGIApp, *, log_path: Callable[[str], str] | None = None) -> None:
         self.app = app
+        self.log_path = log_path or (lambda path: path)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] not in ("http", "websocket"):
@@ -60,7 +62,7 @@ class RequestIdMiddleware:
                     "request",
                     extra={
                         "method": scope.get("method"),
-                        "path": scope.get("path"),
+                        "path": self.log_path(str(scope.get("path", ""))),
                         "status": status,
                         "duration_ms": round((time.perf_counter() - started) * 1000, 2),
                     },
@@ -93,6 +95,7 @@ def service_app(
     graphql: GraphQLEndpoint,
     routes: Sequence[BaseRoute] = (),
     lifespan: Any = None,
+    log_path: Callable[[str], str] | None = None,
 ) -> ASGIApp:
     app = Starlette(
         routes=[
@@ -103,4 +106,4 @@ def service_app(
         ],
         lifespan=lifespan,
     )
-    return RequestIdMiddleware(app)
+    return RequestIdMiddleware(app, log_path=log_path)

@@ -20,7 +20,7 @@ from subgraphs.kernel.runtime import ServiceRuntime
 from subgraphs.kernel.settings import Settings
 from subgraphs.kernel.storage import open_storage
 from subgraphs.video import events
-from subgraphs.video.media import MediaEndpoint, MediaSigner, load_signing_key
+from subgraphs.video.media import MediaEndpoint, MediaSigner, load_signing_key, redact_token
 from subgraphs.video.models import outbox
 from subgraphs.video.schema import VideoContext, schema
 from subgraphs.video.search import SearchIndex
@@ -216,4 +216,5 @@ def create_app(settings: Settings | None = None) -> ASGIApp:
             Route("/media/{video_id}/{token}/{path:path}", media.handle, methods=["GET", "HEAD"]),
         ],
         lifespan=lifespan,
+        log_path=redact_token,
     )

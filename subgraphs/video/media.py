@@ -154,6 +154,14 @@ def media_url(public_url: str, video_id: str, token: str, path: str) -> str:
     return f"{public_url}/media/{video_id}/{token}/{path}"
 
 
+_SIGNED_SEGMENT = re.compile(r"^(/media/[^/]+/)(?!public/)[^/]+")
+
+
+def redact_token(path: str) -> str:
+    """A request path fit for logs: a signed token opens private media until it expires."""
+    return _SIGNED_SEGMENT.sub(r"\1[token]", path)
+
+
 # --- who may watch ---------------------------------------------------------------------------
 
 

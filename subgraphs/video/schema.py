@@ -32,6 +32,7 @@ from subgraphs.video.service import (
     VideoPage,
     VideoService,
     can_manage,
+    require_uploader,
     video_media,
     video_tags,
 )
@@ -543,6 +544,8 @@ class Mutation:
         "is UPLOADING until every byte has reached uploadUrl."
     )
     async def create_upload(self, info: VideoInfo, input: CreateUploadInput) -> UploadSession:
+        viewer = info.context.require_viewer()
+        require_uploader(viewer)
         draft = VideoDraft.of(
             title=input.title,
             description=input.description,
@@ -551,9 +554,7 @@ class Mutation:
             visibility=input.visibility.value,
             filename=input.filename,
         )
-        video, upload = await info.context.uploads.create(
-            info.context.require_viewer(), draft, int(input.size_bytes)
-        )
+        video, upload = await info.context.uploads.create(viewer, draft, int(input.size_bytes))
         return UploadSession(
             id=strawberry.ID(upload.id),
             video=Video.from_row(video),
@@ -569,6 +570,7 @@ class Mutation:
         self, info: VideoInfo, file: UploadScalar, input: UploadVideoInput
     ) -> Video:
         viewer = info.context.require_viewer()
+        require_uploader(viewer)
         if not isinstance(file, UploadFile):
             raise BadUserInput("file must be an uploaded file.", field="file")
         draft = VideoDraft.of(

@@ -31,7 +31,7 @@ from subgraphs.kernel.errors import (
 )
 from subgraphs.kernel.tokens import AccessClaims, TokenVerifier, bearer_token
 from subgraphs.video.models import Upload
-from subgraphs.video.service import QuotaExceeded, UploadTooLarge, VideoDraft
+from subgraphs.video.service import QuotaExceeded, UploadTooLarge, VideoDraft, require_uploader
 from subgraphs.video.uploads import (
     CHECKSUM_ALGORITHMS,
     Checksum,
@@ -242,6 +242,7 @@ class TusEndpoints:
             if upload.length != length:
                 raise TusError(400, f"Upload-Length must be the session's size ({upload.length}).")
         else:
+            require_uploader(viewer)
             draft = VideoDraft.of(
                 title=metadata.get("title") or "",
                 description=metadata.get("description"),

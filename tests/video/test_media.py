@@ -15,7 +15,7 @@ import m3u8
 import pytest
 
 from subgraphs.video.media import MediaSigner, load_signing_key
-from tests.video.conftest import Api, Person, Stack
+from tests.video.conftest import Api, Person, Stack, eventually
 
 UPDATE = "mutation U($id: ID!, $input: UpdateVideoInput!) { updateVideo(id: $id, input: $input) { id visibility hlsUrl } }"
 
@@ -248,3 +248,22 @@ async def test_a_signed_url_works_on_every_replica(api: Api, stack: Stack) -> No
     assert video is not None
     on_replica = video["hlsUrl"].replace(api.video_url, stack.replica().url)
     assert (await api.http.get(on_replica)).status_code == 200
+
+
+async def test_signed_tokens_never_reach_the_access_log(api: Api, stack: Stack) -> None:
+    owner = await api.register()
+    video_id = await api.ready_video(owner, visibility="PRIVATE")
+    video = await api.video(video_id, owner)
+    assert video is not None
+    token = video["hlsUrl"].split("/")[5]
+    assert (await api.http.get(video["hlsUrl"])).status_code == 200
+
+    def logged() -> str:
+        return "".join(p.log() for p in stack.processes if p.name == "video")
+
+    async def request_logged() -> bool:
+        return f"/media/{video_id}/[token]/hls/master.m3u8" in logged()
+
+    await eventually(request_logged, "the media request was never logged")
+    assert token not in logged()
+    assert token.split(".")[-1] not in logged()
