@@ -32,6 +32,7 @@ from tests.support.s3 import DUMMY_ACCESS_KEY_ID, DUMMY_SECRET_ACCESS_KEY, run_m
 from tests.video.media import make_hls
 
 STACKS = [("sqlite", "local", "local"), ("postgres", "redis", "s3")]
+SUPERGRAPH = Path(__file__).resolve().parents[2] / "schema" / "supergraph.graphql"
 STACK_IDS = ["sqlite+local+local", "postgres+redis+s3"]
 MiB = 1024 * 1024
 # Small limits, so the limits can be reached cheaply.
@@ -87,6 +88,8 @@ class Stack:
     media_document: dict[str, Any]
     processes: list[ServiceProcess] = field(default_factory=list)
     cache: dict[str, Any] = field(default_factory=dict)
+    # Closed with the stack: things started lazily by a test (the router).
+    resources: contextlib.ExitStack = field(default_factory=contextlib.ExitStack)
 
     @property
     def name(self) -> str:
@@ -104,6 +107,23 @@ class Stack:
         process.start()
         self.processes.append(process)
         return process
+
+    def router(self) -> str:
+        """Our federation router over the checked-in supergraph and this stack's services
+        (started once per stack); its /graphql URL."""
+        if "router" not in self.cache:
+            from tests.supergraph.conftest import run_router
+
+            self.cache["router"] = self.resources.enter_context(
+                run_router(
+                    SUPERGRAPH,
+                    {"auth": f"{self.auth.url}/graphql", "video": f"{self.video.url}/graphql"},
+                    self.env.data_dir,
+                    REELGRAPH_ROUTER_JWKS_URL=f"{self.auth.url}/.well-known/jwks.json",
+                )
+            )
+        url: str = self.cache["router"]
+        return url
 
     def replica(self) -> ServiceProcess:
         """A second replica with the same settings, started once per stack."""
@@ -153,6 +173,7 @@ def stack(
         resources.callback(stop_all)
         env.env["REELGRAPH_JWKS_URL"] = f"{auth.url}/.well-known/jwks.json"
         running = Stack(env, auth, auth, storage, hls_media[0], hls_media[1], processes)
+        resources.enter_context(running.resources)
         running.video = running.start_video()
         yield running
 

@@ -266,9 +266,13 @@ async def test_live_streams_are_created_rotated_and_deleted_by_their_owner(api: 
     assert rotated["streamKey"] != stream["streamKey"]
     unknown = "00000000-0000-4000-8000-000000000000"
     assert codes(await api.q(rotate, {"id": unknown}, owner)) == ["NOT_FOUND"]
+    assert codes(await api.q(rotate, {"id": "not-an-id"}, owner)) == ["BAD_USER_INPUT"]
+    assert codes(await api.q(rotate, {"id": stream["id"]})) == ["UNAUTHENTICATED"]
 
     delete = "mutation D($id: ID!) { deleteLiveStream(id: $id) }"
     assert codes(await api.q(delete, {"id": stream["id"]}, stranger)) == ["FORBIDDEN"]
+    assert codes(await api.q(delete, {"id": unknown}, owner)) == ["NOT_FOUND"]
+    assert codes(await api.q(delete, {"id": "nope"}, owner)) == ["BAD_USER_INPUT"]
     assert (await api.q(delete, {"id": stream["id"]}, owner))["data"] == {"deleteLiveStream": True}
     assert (await api.q(STREAM, {"id": stream["id"]}))["data"]["liveStream"] is None
     assert await api.events(
