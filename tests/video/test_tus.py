@@ -338,6 +338,18 @@ async def test_limits_and_quota_refuse_bytes_with_413(api: Api) -> None:
         headers={**OCTETS, **_auth(fresh), "upload-offset": "0"},
     )
     assert beyond.status_code == 413
+    # Far beyond, and sent without a length: cut off while streaming, still a clean 413.
+
+    async def stream() -> AsyncIterator[bytes]:
+        for _ in range(30):
+            yield b"y" * 100_000
+
+    streamed = await api.http.patch(
+        session["uploadUrl"],
+        content=stream(),
+        headers={**OCTETS, **_auth(fresh), "upload-offset": "0"},
+    )
+    assert streamed.status_code == 413
     assert await _offset(api.http, session["uploadUrl"], fresh) == 0
 
 
