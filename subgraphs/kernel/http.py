@@ -86,6 +86,24 @@ class GraphQLEndpoint(GraphQL[Any, None]):
         return await self._context_factory(request)
 
 
+# How much of a refused request's body is read and dropped before answering.
+DRAIN_MAX = 64 * 1024 * 1024
+
+
+async def drain(receive: Receive, limit: int = DRAIN_MAX) -> None:
+    """Read and drop the rest of a refused request's body (up to `limit` bytes), so the client
+    reads the answer instead of a connection reset; past the limit the connection is closed
+    on it. Only for a body not yet read to its end: a finished one would block here."""
+    drained = 0
+    while drained <= limit:
+        message = await receive()
+        if message["type"] != "http.request":
+            return
+        drained += len(message.get("body", b""))
+        if not message.get("more_body", False):
+            return
+
+
 async def health(_: Request) -> Response:
     return JSONResponse({"status": "ok"})
 

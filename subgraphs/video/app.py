@@ -15,7 +15,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from strawberry.schema import BaseSchema
 
 from subgraphs.kernel.graphql import build_context
-from subgraphs.kernel.http import ContextFactory, GraphQLEndpoint, service_app
+from subgraphs.kernel.http import ContextFactory, GraphQLEndpoint, drain, service_app
 from subgraphs.kernel.runtime import ServiceRuntime
 from subgraphs.kernel.settings import Settings
 from subgraphs.kernel.storage import open_storage
@@ -30,8 +30,6 @@ from subgraphs.video.uploads import UploadService
 
 # Multipart framing around the file: boundaries, part headers, `operations` and `map`.
 MULTIPART_OVERHEAD = 1024 * 1024
-# How much of an oversized body is read and dropped before answering 413.
-DRAIN_MAX = 64 * 1024 * 1024
 _HOST = re.compile(r"^[A-Za-z0-9.\-]+(:[0-9]{1,5})?$|^\[[0-9A-Fa-f:.]+\](:[0-9]{1,5})?$")
 
 
@@ -74,7 +72,7 @@ class VideoGraphQL(GraphQLEndpoint):
             return
         declared = dict(scope["headers"]).get(b"content-length", b"")
         if declared.isdigit() and int(declared) > self.max_body:
-            await _drain(receive)
+            await drain(receive)
             await _too_large(send, self.max_body)
             return
         received = 0
@@ -98,21 +96,8 @@ class VideoGraphQL(GraphQLEndpoint):
             await super().__call__(scope, counted, watched)
         except _BodyTooLarge:
             if not started:
-                await _drain(receive)
+                await drain(receive)
                 await _too_large(send, self.max_body)
-
-
-async def _drain(receive: Receive) -> None:
-    """Read and drop what the client still sends (up to a bound), so that it reads our 413
-    instead of a connection reset; past the bound the connection is closed on it."""
-    drained = 0
-    while drained <= DRAIN_MAX:
-        message = await receive()
-        if message["type"] != "http.request":
-            return
-        drained += len(message.get("body", b""))
-        if not message.get("more_body", False):
-            return
 
 
 def _is_multipart(scope: Scope) -> bool:

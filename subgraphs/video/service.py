@@ -8,7 +8,7 @@ import logging
 import secrets
 import unicodedata
 import uuid
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Literal
@@ -810,73 +810,73 @@ class VideoService:
 
     async def mark_ready(self, message_id: str, payload: Mapping[str, Any]) -> None:
         """`media.ready`: PROCESSING → READY with the media; anything else is left alone."""
-        video_id = payload.get("videoId")
-        if not isinstance(video_id, str) or not _is_uuid(video_id):
-            log.warning("media.ready without a valid videoId ignored")
-            return
-        orphan = False
-        async with self.db.transaction() as session:
-            if not await first_delivery(session, inbox, GROUP, events.MEDIA_READY, message_id):
+
+        async def ready(session: AsyncSession, video: Video) -> None:
+            try:
+                document = _media_document(payload)
+                duration = _number(payload.get("durationSeconds"), float)
+            except InvalidMediaReport as error:
+                log.error("media.ready for %s is unusable: %s", video.id, error)
+                await self._fail(
+                    session, video, "INVALID_MEDIA_REPORT", "Processing produced no playable media."
+                )
                 return
-            video = await self._for_update(session, video_id)
-            if video is None:
-                orphan = True
-            elif video.status == "PROCESSING":
-                try:
-                    document = _media_document(payload)
-                    duration = _number(payload.get("durationSeconds"), float)
-                except InvalidMediaReport as error:
-                    log.error("media.ready for %s is unusable: %s", video_id, error)
-                    await self._fail(
-                        session,
-                        video,
-                        "INVALID_MEDIA_REPORT",
-                        "Processing produced no playable media.",
-                    )
-                else:
-                    now = utcnow()
-                    video.status = "READY"
-                    video.processing_progress = 1.0
-                    video.duration_seconds = duration
-                    video.media = orjson.dumps(document).decode()
-                    video.published_at = now
-                    video.updated_at = now
-                    session.add(video)
-                    await session.flush()
-                    await events.video_ready(session, video)
-                    await events.video_updated(session, video)
-                    await events.video_processing(session, video)
-        self.on_events()
-        if orphan:
-            # The video was deleted while it was being processed: drop what the worker wrote.
-            await self.purge_media(video_id)
+            now = utcnow()
+            video.status = "READY"
+            video.processing_progress = 1.0
+            video.duration_seconds = duration
+            video.media = orjson.dumps(document).decode()
+            video.published_at = now
+            video.updated_at = now
+            session.add(video)
+            await session.flush()
+            await events.video_ready(session, video)
+            await events.video_updated(session, video)
+            await events.video_processing(session, video)
+
+        await self._finish_processing(events.MEDIA_READY, message_id, payload, ready)
 
     async def mark_failed(self, message_id: str, payload: Mapping[str, Any]) -> None:
         """`media.failed`: PROCESSING → FAILED with the reason; anything else is left alone."""
+        code, reason = payload.get("code"), payload.get("reason")
+
+        async def failed(session: AsyncSession, video: Video) -> None:
+            await self._fail(
+                session,
+                video,
+                str(code)[:40] if isinstance(code, str) and code else "TRANSCODE_FAILED",
+                str(reason)[:FAILURE_REASON_MAX]
+                if isinstance(reason, str) and reason.strip()
+                else "Processing failed.",
+            )
+
+        await self._finish_processing(events.MEDIA_FAILED, message_id, payload, failed)
+
+    async def _finish_processing(
+        self,
+        topic: str,
+        message_id: str,
+        payload: Mapping[str, Any],
+        finish: Callable[[AsyncSession, Video], Awaitable[None]],
+    ) -> None:
+        """Apply the worker's final answer once (inbox), and only to a PROCESSING video: READY
+        and FAILED are final, so late or repeated answers change nothing."""
         video_id = payload.get("videoId")
         if not isinstance(video_id, str) or not _is_uuid(video_id):
-            log.warning("media.failed without a valid videoId ignored")
+            log.warning("%s without a valid videoId ignored", topic)
             return
         orphan = False
         async with self.db.transaction() as session:
-            if not await first_delivery(session, inbox, GROUP, events.MEDIA_FAILED, message_id):
+            if not await first_delivery(session, inbox, GROUP, topic, message_id):
                 return
             video = await self._for_update(session, video_id)
             if video is None:
                 orphan = True
             elif video.status == "PROCESSING":
-                code = payload.get("code")
-                reason = payload.get("reason")
-                await self._fail(
-                    session,
-                    video,
-                    str(code)[:40] if isinstance(code, str) and code else "TRANSCODE_FAILED",
-                    str(reason)[:FAILURE_REASON_MAX]
-                    if isinstance(reason, str) and reason.strip()
-                    else "Processing failed.",
-                )
+                await finish(session, video)
         self.on_events()
         if orphan:
+            # The video was deleted while it was being processed: drop what the worker wrote.
             await self.purge_media(video_id)
 
     async def _fail(self, session: AsyncSession, video: Video, code: str, reason: str) -> None:

@@ -29,6 +29,7 @@ from subgraphs.kernel.errors import (
     NotFound,
     Unauthenticated,
 )
+from subgraphs.kernel.http import drain
 from subgraphs.kernel.tokens import AccessClaims, TokenVerifier, bearer_token
 from subgraphs.video.models import Upload
 from subgraphs.video.service import QuotaExceeded, UploadTooLarge, VideoDraft, require_uploader
@@ -44,8 +45,6 @@ TUS_VERSION = "1.0.0"
 EXTENSIONS = "creation,creation-with-upload,termination,expiration,checksum"
 OFFSET_CONTENT_TYPE = "application/offset+octet-stream"
 MAX_METADATA_BYTES = 4096
-# How much of a refused request's body is read and dropped before answering.
-DRAIN_MAX = 64 * 1024 * 1024
 _DIGITS = re.compile(r"^[0-9]{1,19}$")
 _METADATA_KEY = re.compile(r"^[^\s,]+$")
 
@@ -140,7 +139,7 @@ class _Body:
         except ClientDisconnect:
             # What arrived is kept: the client resumes from the offset a HEAD reports.
             self.was_interrupted = True
-        # Read to the end (or the client left): nothing for `_drain` to wait for.
+        # Read to the end (or the client left): nothing left to drain.
         self.request.state.body_done = True
 
 
@@ -184,8 +183,8 @@ class TusEndpoints:
                 status = next((s for kind, s in _STATUS if isinstance(error, kind)), 400)
                 headers = {"www-authenticate": "Bearer"} if status == 401 else {}
                 response = PlainTextResponse(error.message, status_code=status, headers=headers)
-            if response.status_code >= 400:
-                await _drain(request)
+            if response.status_code >= 400 and not getattr(request.state, "body_done", False):
+                await drain(request.receive)
             response.headers["tus-resumable"] = TUS_VERSION
             response.headers["cache-control"] = "no-store"
             return response
@@ -318,21 +317,6 @@ class TusEndpoints:
         if token is None:
             raise Unauthenticated("Uploads need an Authorization: Bearer token.")
         return await self.verifier.verify(token)
-
-
-async def _drain(request: Request) -> None:
-    """Read and drop what is left of a refused request's body (up to a bound), so the client
-    reads our answer rather than a connection reset."""
-    if getattr(request.state, "body_done", False):
-        return
-    drained = 0
-    while drained <= DRAIN_MAX:
-        message = await request.receive()
-        if message["type"] != "http.request":
-            return
-        drained += len(message.get("body", b""))
-        if not message.get("more_body", False):
-            return
 
 
 def _offset_body(request: Request) -> bool:

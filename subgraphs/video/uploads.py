@@ -71,6 +71,13 @@ class Checksum:
     digest: bytes
 
 
+async def _owned(session: AsyncSession, viewer: AccessClaims, upload_id: str) -> Upload:
+    upload = await session.get(Upload, str(uuid.UUID(upload_id))) if _is_uuid(upload_id) else None
+    if upload is None or upload.owner_id != viewer.subject:
+        raise NotFound("Upload not found.")
+    return upload
+
+
 def source_key(video_id: str) -> str:
     return f"uploads/{video_id}/source"
 
@@ -193,12 +200,8 @@ class UploadService:
 
     async def session_for(self, viewer: AccessClaims, upload_id: str) -> Upload:
         """The viewer's upload; another user's answers exactly like a missing one."""
-        if not _is_uuid(upload_id):
-            raise NotFound("Upload not found.")
         async with self.db.transaction() as session:
-            upload = await session.get(Upload, str(uuid.UUID(upload_id)))
-        if upload is None or upload.owner_id != viewer.subject:
-            raise NotFound("Upload not found.")
+            upload = await _owned(session, viewer, upload_id)
         if upload.completed_at is None and upload.expires_at <= utcnow():
             raise UploadExpired("This upload has expired.")
         return upload
@@ -279,12 +282,8 @@ class UploadService:
 
     async def terminate(self, viewer: AccessClaims, upload_id: str) -> None:
         """Give up an unfinished upload: the video it was for is deleted with it."""
-        if not _is_uuid(upload_id):
-            raise NotFound("Upload not found.")
         async with self.db.transaction() as session:
-            upload = await session.get(Upload, str(uuid.UUID(upload_id)))
-            if upload is None or upload.owner_id != viewer.subject:
-                raise NotFound("Upload not found.")
+            upload = await _owned(session, viewer, upload_id)
             if upload.completed_at is not None or upload.offset == upload.length:
                 raise Conflict("This upload is complete; delete the video instead.")
             await self._delete_video(session, upload)
