@@ -160,7 +160,7 @@ def parse_uuid(value: str, field: str) -> str:
         raise BadUserInput("Not a valid id.", field=field) from None
 
 
-def _is_uuid(value: str) -> bool:
+def is_uuid(value: str) -> bool:
     try:
         uuid.UUID(str(value))
     except (ValueError, AttributeError, TypeError):
@@ -440,7 +440,7 @@ class VideoService:
         self, viewer: AccessClaims | None, ids: Sequence[str]
     ) -> list[Video | None]:
         """The videos `viewer` may see; hidden ones are None, exactly like missing ones."""
-        valid = [i for i in ids if _is_uuid(i)]
+        valid = [i for i in ids if is_uuid(i)]
         async with self.db.transaction() as session:
             rows = (
                 (await session.execute(select(Video).where(col(Video.id).in_(valid))))
@@ -485,7 +485,7 @@ class VideoService:
         self, viewer: AccessClaims | None, owner_id: str, *, first: int | None, after: str | None
     ) -> VideoPage:
         """Every video of the owner for the owner and admins; PUBLIC READY ones for others."""
-        if not _is_uuid(owner_id):
+        if not is_uuid(owner_id):
             return VideoPage([], [], False, 0)
         conditions: list[ColumnElement[bool]] = [col(Video.owner_id) == str(uuid.UUID(owner_id))]
         if not can_manage(viewer, str(uuid.UUID(owner_id))):
@@ -784,7 +784,7 @@ class VideoService:
         """`media.progress`: moves progress forward while PROCESSING, never anything else.
         Naturally idempotent (a duplicate or late value changes nothing), so no inbox row."""
         video_id, progress = payload.get("videoId"), payload.get("progress")
-        if not isinstance(video_id, str) or not _is_uuid(video_id):
+        if not isinstance(video_id, str) or not is_uuid(video_id):
             return
         if isinstance(progress, bool) or not isinstance(progress, int | float):
             return
@@ -862,7 +862,7 @@ class VideoService:
         """Apply the worker's final answer once (inbox), and only to a PROCESSING video: READY
         and FAILED are final, so late or repeated answers change nothing."""
         video_id = payload.get("videoId")
-        if not isinstance(video_id, str) or not _is_uuid(video_id):
+        if not isinstance(video_id, str) or not is_uuid(video_id):
             log.warning("%s without a valid videoId ignored", topic)
             return
         orphan = False
@@ -902,7 +902,7 @@ class VideoService:
     async def delete_user_content(self, message_id: str, payload: Mapping[str, Any]) -> None:
         """`auth.user.deleted`: the user's videos and live streams go, media included."""
         user_id = payload.get("userId")
-        if not isinstance(user_id, str) or not _is_uuid(user_id):
+        if not isinstance(user_id, str) or not is_uuid(user_id):
             log.warning("auth.user.deleted without a valid userId ignored")
             return
         async with self.db.transaction() as session:
@@ -978,7 +978,7 @@ class VideoService:
         self.on_events()
 
     async def live_streams_by_id(self, ids: Sequence[str]) -> list[LiveStream | None]:
-        valid = [i for i in ids if _is_uuid(i)]
+        valid = [i for i in ids if is_uuid(i)]
         async with self.db.transaction() as session:
             rows = (
                 (await session.execute(select(LiveStream).where(col(LiveStream.id).in_(valid))))
@@ -989,7 +989,7 @@ class VideoService:
         return [found.get(i) for i in ids]
 
     async def owner_live_streams(self, owner_id: str) -> list[LiveStream]:
-        if not _is_uuid(owner_id):
+        if not is_uuid(owner_id):
             return []
         async with self.db.transaction() as session:
             rows = (

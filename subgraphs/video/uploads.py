@@ -36,7 +36,7 @@ from subgraphs.video.service import (
     UploadTooLarge,
     VideoDraft,
     VideoService,
-    _is_uuid,
+    is_uuid,
     require_uploader,
 )
 
@@ -72,7 +72,7 @@ class Checksum:
 
 
 async def _owned(session: AsyncSession, viewer: AccessClaims, upload_id: str) -> Upload:
-    upload = await session.get(Upload, str(uuid.UUID(upload_id))) if _is_uuid(upload_id) else None
+    upload = await session.get(Upload, str(uuid.UUID(upload_id))) if is_uuid(upload_id) else None
     if upload is None or upload.owner_id != viewer.subject:
         raise NotFound("Upload not found.")
     return upload
