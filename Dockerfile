@@ -9,6 +9,7 @@ COPY reelgraph ./reelgraph
 COPY subgraphs ./subgraphs
 COPY supergraph ./supergraph
 COPY media_worker ./media_worker
+COPY schema ./schema
 RUN uv sync --frozen --no-dev
 ENV PATH=/app/.venv/bin:$PATH REELGRAPH_HOST=0.0.0.0 REELGRAPH_DATA_DIR=/data
 RUN useradd --create-home --uid 10001 reelgraph && mkdir -p /data && chown reelgraph /data

@@ -56,6 +56,8 @@ def up() -> None:
         os.environ.setdefault(key, f"{settings.service_url(name)}/graphql")
     # Our router verifies tokens against our auth service at the edge.
     os.environ.setdefault("REELGRAPH_ROUTER_JWKS_URL", settings.resolved_jwks_url())
+    # Uploads and media are the video service's, served on the router's origin.
+    os.environ.setdefault("REELGRAPH_ROUTER_ROUTES", "/uploads=video,/media=video")
     children = [(name, [sys.executable, "-m", "reelgraph", *args]) for name, args in up_processes()]
     sys.exit(asyncio.run(Supervisor(children).run()))
 

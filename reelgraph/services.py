@@ -19,6 +19,7 @@ class ServiceSpec:
 
 SERVICES: dict[str, ServiceSpec] = {
     "auth": ServiceSpec("auth", "subgraphs.auth.app:create_app", has_database=True),
+    "video": ServiceSpec("video", "subgraphs.video.app:create_app", has_database=True),
     "engagement": ServiceSpec(
         "engagement", "subgraphs.engagement.app:create_app", has_database=True
     ),

@@ -112,6 +112,8 @@ def test_migrate_creates_the_auth_database_in_the_data_dir(tmp_path: Path) -> No
 
     assert result.returncode == 0, result.stderr
     assert "auth: up to date" in result.stdout
+    assert "video: up to date" in result.stdout
+    assert (tmp_path / "video.db").is_file()
     with sqlite3.connect(tmp_path / "auth.db") as conn:
         tables = {
             row[0] for row in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")
@@ -191,12 +193,16 @@ def cmdline(pid: int) -> list[str]:
         return []
 
 
-def serve_auth_children(pid: int) -> list[int]:
+def serve_children(pid: int, service: str) -> list[int]:
     return [
         child
         for child in children_of(pid)
-        if cmdline(child)[-2:] == ["auth", ""] and "serve" in cmdline(child)
+        if cmdline(child)[-2:] == [service, ""] and "serve" in cmdline(child)
     ]
+
+
+def serve_auth_children(pid: int) -> list[int]:
+    return serve_children(pid, "auth")
 
 
 def alive(pid: int) -> bool:
@@ -283,6 +289,7 @@ def up(tmp_path: Path) -> Iterator[Up]:
     finally:
         if running.process.poll() is None:
             seen.update(serve_auth_children(running.process.pid))
+            seen.update(serve_children(running.process.pid, "video"))
             running.process.kill()
             running.process.wait(5)
         for child in seen:

@@ -10,6 +10,9 @@ from pathlib import Path
 
 import compose
 
+from reelgraph.services import service_names
+from subgraphs.kernel.settings import DEFAULT_PORTS
+
 ROOT = Path(__file__).resolve().parents[1]
 COMPOSE_BINARY = Path(compose.__file__).parent / "docker-compose"
 
@@ -38,15 +41,38 @@ def test_compose_runs_services_on_postgres_redis_and_s3(tmp_path: Path) -> None:
     result = _compose(tmp_path, "-f", "compose.yaml", "config", "--format", "json")
     assert result.returncode == 0, result.stderr
     config = json.loads(result.stdout)
-    auth = config["services"]["auth"]
-    assert auth["environment"]["REELGRAPH_BUS"] == "redis"
-    assert auth["environment"]["REELGRAPH_STORAGE"] == "s3"
-    assert auth["environment"]["REELGRAPH_DATABASE_URL"].startswith("postgresql://")
-    assert auth["deploy"]["replicas"] >= 2
-    engagement = config["services"]["engagement"]
-    assert engagement["environment"]["REELGRAPH_BUS"] == "redis"
-    assert engagement["deploy"]["replicas"] >= 2
-    assert {"postgres", "redis", "minio"} <= set(config["services"])
+    services = config["services"]
+    assert {"postgres", "redis", "minio", "router", "media-worker"} <= set(services)
+    for name in [*service_names(), "media-worker"]:
+        environment = services[name]["environment"]
+        assert environment["REELGRAPH_BUS"] == "redis", name
+        assert environment["REELGRAPH_STORAGE"] == "s3", name
+        assert environment["REELGRAPH_DATABASE_URL"].startswith("postgresql://"), name
+        assert services[name]["deploy"]["replicas"] >= 2, name
+        command = services[name]["command"]
+        assert command[:2] == (
+            ["reelgraph", "media-worker"]
+            if name == "media-worker"
+            else [
+                "reelgraph",
+                "serve",
+            ]
+        ), name
+
+
+def test_the_router_fronts_every_subgraph_uploads_and_media(tmp_path: Path) -> None:
+    result = _compose(tmp_path, "-f", "compose.yaml", "config", "--format", "json")
+    assert result.returncode == 0, result.stderr
+    router = json.loads(result.stdout)["services"]["router"]
+    environment = router["environment"]
+    for name in service_names():
+        assert environment[f"REELGRAPH_SUBGRAPH_{name.upper()}_URL"] == (
+            f"http://{name}:{DEFAULT_PORTS[name]}/graphql"
+        )
+        assert name in router["depends_on"]
+    assert environment["REELGRAPH_ROUTER_ROUTES"] == "/uploads=video,/media=video"
+    assert environment["REELGRAPH_PUBLIC_URL"] == "http://localhost:4000"
+    assert [p["published"] for p in router["ports"]] == ["4000"]
 
 
 def test_a_broken_compose_file_is_caught(tmp_path: Path) -> None:

@@ -89,16 +89,19 @@ def client_ip(connection: HTTPConnection, trusted_proxies: frozenset[str]) -> st
     return hops[0] if hops else peer
 
 
-def _is_request_error(error: GraphQLError) -> bool:
-    """Raised before execution (syntax, validation, variables), not by our code."""
-    return error.path is None and (
-        error.original_error is None or bool(re.match(r"Variable '\$", error.message))
-    )
+_VARIABLE_ERROR = re.compile(r"Variable '\$")
 
 
 def _is_unexpected(error: GraphQLError) -> bool:
-    # A subscription's event stream failing has no path, but it is our code failing.
-    return not _is_request_error(error) and not isinstance(error.original_error, DomainError)
+    """Raised by our code but not a DomainError: a bug, whatever stage it surfaced at (a
+    subscription's generator fails outside any field path)."""
+    original = error.original_error
+    if isinstance(original, DomainError):
+        return False
+    if error.path is not None:
+        return True
+    # Before execution only variable coercion carries the scalar's own exception.
+    return original is not None and not _VARIABLE_ERROR.match(error.message)
 
 
 def to_client_error(error: GraphQLError) -> GraphQLError:
@@ -110,12 +113,12 @@ def to_client_error(error: GraphQLError) -> GraphQLError:
     if isinstance(original, DomainError):
         extensions = {"code": original.code, **original.extensions}
         message = original.message
-    elif _is_request_error(error):
+    elif not _is_unexpected(error):
         # Raised before execution: syntax, validation, or variable coercion.
         message = error.message
         if message.startswith("Syntax Error"):
             code = "GRAPHQL_PARSE_FAILED"
-        elif re.match(r"Variable '\$", message):
+        elif _VARIABLE_ERROR.match(message):
             code = "BAD_USER_INPUT"
         else:
             code = "GRAPHQL_VALIDATION_FAILED"
@@ -134,21 +137,23 @@ def to_client_error(error: GraphQLError) -> GraphQLError:
 
 
 class ErrorCodes(SchemaExtension):
-    """Maps every error in a result to a client-safe error with `extensions.code`."""
+    """Maps every error in a result to a client-safe error with `extensions.code`: the one
+    result of an operation, or each result a subscription streams."""
+
+    _streamed: Any = None
 
     def on_operation(self) -> Iterator[None]:
         yield
         result = self.execution_context.result
         errors = getattr(result, "errors", None)
-        if result is not None and errors:
+        if result is not None and errors and result is not self._streamed:
             result.errors = [to_client_error(e) for e in errors]
 
     def on_stream_result(self, result: Any) -> Iterator[None]:
-        # Subscriptions (and operations over a WebSocket) send each result as it comes,
-        # before the operation ends: map its errors before it is sent.
         errors = getattr(result, "errors", None)
         if errors:
             result.errors = [to_client_error(e) for e in errors]
+        self._streamed = result
         yield
 
 

@@ -28,10 +28,12 @@ _VALID_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 
 class RequestIdMiddleware:
     """Takes the caller's `x-request-id` (or makes one), exposes it to logs, echoes it back,
-    and writes one access-log line per HTTP request. Query strings are never logged."""
+    and writes one access-log line per HTTP request. Query strings are never logged, and
+    `log_path` masks secrets a service carries in paths (signed URL tokens)."""
 
-    def __init__(self, app: ASGIApp) -> None:
+    def __init__(self, app: ASGIApp, *, log_path: Callable[[str], str] | None = None) -> None:
         self.app = app
+        self.log_path = log_path or (lambda path: path)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] not in ("http", "websocket"):
@@ -60,7 +62,7 @@ class RequestIdMiddleware:
                     "request",
                     extra={
                         "method": scope.get("method"),
-                        "path": scope.get("path"),
+                        "path": self.log_path(str(scope.get("path", ""))),
                         "status": status,
                         "duration_ms": round((time.perf_counter() - started) * 1000, 2),
                     },
@@ -84,6 +86,24 @@ class GraphQLEndpoint(GraphQL[Any, None]):
         return await self._context_factory(request)
 
 
+# How much of a refused request's body is read and dropped before answering.
+DRAIN_MAX = 64 * 1024 * 1024
+
+
+async def drain(receive: Receive, limit: int = DRAIN_MAX) -> None:
+    """Read and drop the rest of a refused request's body (up to `limit` bytes), so the client
+    reads the answer instead of a connection reset; past the limit the connection is closed
+    on it. Only for a body not yet read to its end: a finished one would block here."""
+    drained = 0
+    while drained <= limit:
+        message = await receive()
+        if message["type"] != "http.request":
+            return
+        drained += len(message.get("body", b""))
+        if not message.get("more_body", False):
+            return
+
+
 async def health(_: Request) -> Response:
     return JSONResponse({"status": "ok"})
 
@@ -93,6 +113,7 @@ def service_app(
     graphql: GraphQLEndpoint,
     routes: Sequence[BaseRoute] = (),
     lifespan: Any = None,
+    log_path: Callable[[str], str] | None = None,
 ) -> ASGIApp:
     app = Starlette(
         routes=[
@@ -103,4 +124,4 @@ def service_app(
         ],
         lifespan=lifespan,
     )
-    return RequestIdMiddleware(app)
+    return RequestIdMiddleware(app, log_path=log_path)

@@ -9,6 +9,8 @@ from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 SERVICES = ("auth", "video", "engagement", "billing")
+MiB = 1024 * 1024
+GiB = 1024 * MiB
 DEFAULT_PORTS = {"router": 4000, "auth": 4001, "video": 4002, "engagement": 4003, "billing": 4004}
 # x264's speed/quality presets, fastest first.
 X264Preset = Literal[
@@ -120,6 +122,17 @@ class Settings(BaseSettings):
     # Where services fetch billing's playback-token public keys.
     playback_keys_url: str | None = None
 
+    # Video service. Sizes in bytes, durations in seconds.
+    video_max_upload_bytes: int = Field(default=10 * GiB, gt=0)
+    video_max_direct_upload_bytes: int = Field(default=256 * MiB, gt=0)
+    video_user_quota_bytes: int = Field(default=50 * GiB, ge=0)  # 0: no quota
+    video_upload_expiry_seconds: int = Field(default=24 * 3600, gt=0)
+    video_upload_sweep_seconds: float = Field(default=300.0, gt=0)
+    media_token_ttl: int = Field(default=6 * 3600, gt=0)
+    # Base64 or any string of at least 32 characters; unset: a key file under data_dir/video.
+    media_signing_key: str | None = Field(default=None, min_length=32)
+    live_ingest_url: str | None = None
+
     log_level: str = "INFO"
 
     def port(self, service: str) -> int:
@@ -134,6 +147,9 @@ class Settings(BaseSettings):
 
     def resolved_media_work_dir(self) -> Path:
         return self.media_work_dir or self.data_dir / "media-work"
+
+    def resolved_live_ingest_url(self) -> str:
+        return (self.live_ingest_url or f"rtmp://{self.host}:1935/live").rstrip("/")
 
     def resolved_jwks_url(self) -> str:
         return self.jwks_url or f"{self.service_url('auth')}/.well-known/jwks.json"

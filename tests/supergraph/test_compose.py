@@ -731,7 +731,7 @@ def test_the_product_supergraph_loads_in_graphql_core() -> None:
     schema = build_ast_schema(parse((SCHEMA_DIR / "supergraph.graphql").read_text()))
     query = schema.query_type
     assert isinstance(query, GraphQLObjectType)
-    assert {"me", "user", "userByHandle", "users"} <= set(query.fields)
+    assert {"me", "user", "userByHandle", "users", "video", "videos"} <= set(query.fields)
     graphs = schema.get_type("join__Graph")
     assert graphs is not None
     assert list(getattr(graphs, "values", {})) == sorted(name.upper() for name in service_names())
