@@ -425,7 +425,17 @@ def create_router_app(
         trusted_proxies=edge.trusted_proxies,
         timeout=passthrough_timeout,
     )
-    return RequestIdMiddleware(with_edge_headers(passthrough, env, passthrough_routes))
+    def log_path(path: str) -> str:
+        # Paths under a pass-through route may carry credentials (signed media URLs); the
+        # upstream logs its own, redacted, line under the same request id.
+        for route in passthrough_routes:
+            if route.matches(path):
+                return route.prefix + "/…" if path != route.prefix else path
+        return path
+
+    return RequestIdMiddleware(
+        with_edge_headers(passthrough, env, passthrough_routes), log_path=log_path
+    )
 
 
 def _mtime(path: str | None) -> float | None:

@@ -473,10 +473,10 @@ def test_pass_through_skips_the_graphql_edge_but_keeps_headers_and_ids(stack: St
     ]
     assert 429 in statuses
     router_log = "".join(p.read_text() for p in stack.logs.glob("router-*.log"))
-    assert (
-        '"request_id":"pt-edge-3"' in router_log
-        and '"path":"/media/files/segment.ts"' in router_log
-    )
+    assert '"request_id":"pt-edge-3"' in router_log
+    # Paths below a route may hold credentials (signed media URLs): only the prefix is logged.
+    assert '"path":"/media/…"' in router_log
+    assert "segment.ts" not in router_log
 
 
 def test_metrics_count_pass_through_requests_and_bytes(stack: Stack) -> None:
