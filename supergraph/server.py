@@ -425,6 +425,7 @@ def create_router_app(
         trusted_proxies=edge.trusted_proxies,
         timeout=passthrough_timeout,
     )
+
     def log_path(path: str) -> str:
         # Paths under a pass-through route may carry credentials (signed media URLs); the
         # upstream logs its own, redacted, line under the same request id.
