@@ -33,17 +33,8 @@ from supergraph.graphiql import (
     static_mount,
     wants_graphiql,
 )
+from tests.support.player import CHROMIUM, CHROMIUM_ARGS
 
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
 SCREENSHOT = Path("/tmp/graphiql.png")
 
 # URLs that occur in the bundle as text (XML namespaces, error-message and doc links, the

@@ -23,6 +23,7 @@ from typing import Any
 from tests.federation.npm import ensure_installed
 
 HLS_JS_VERSION = "1.7.4"
+# Debian's Chromium, headless and quiet: it must never reach for the (closed) network itself.
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = [
     "--headless",
