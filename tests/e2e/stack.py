@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import io
+import json
 import sys
 import time
 import uuid
@@ -19,10 +20,12 @@ from urllib.parse import urlsplit
 
 import httpx
 from tusclient.client import TusClient
+from websockets.asyncio.client import connect
+from websockets.typing import Subprotocol
 
 from subgraphs.kernel.storage import Storage, open_storage
 from supergraph.config import env_name
-from tests.engagement.ws import Subscription, subscribe
+from tests.engagement.ws import Subscription
 from tests.media_worker.harness import running_worker
 from tests.supergraph.conftest import process
 from tests.support.processes import Environment, ServiceProcess, environment, free_port
@@ -118,19 +121,18 @@ def running_stack(
             assert not failures, "\n".join(failures)
 
         resources.callback(stop_services)
+        # Everything starts at once; nothing needs another to be up before it starts.
         auth = ServiceProcess("auth", env)
-        services.append(auth)
-        auth.start(timeout=STARTUP)
         env.env["REELGRAPH_JWKS_URL"] = f"{auth.url}/.well-known/jwks.json"
         video = ServiceProcess("video", env)
-        services.append(video)
-        video.launch()
+        for service in (auth, video):
+            services.append(service)
+            service.launch()
         # The worker as operators run it, but with x264's fastest preset to spare the CPU;
         # segments of the production length.
         resources.enter_context(
             running_worker(env, REELGRAPH_MEDIA_SEGMENT_SECONDS=str(SEGMENT_SECONDS))
         )
-        video.wait_healthy(timeout=STARTUP)
         # Engagement and billing are not running: their fields are never asked for. Their
         # URLs point at a port nothing listens on, so no query can reach a stranger's service
         # on the default ports of a shared machine.
@@ -152,6 +154,8 @@ def running_stack(
                 router_env,
             )
         )
+        for service in (auth, video):
+            service.wait_healthy(timeout=STARTUP)
         yield Stack(env, origin, player, storage)
 
 
@@ -323,10 +327,23 @@ async def stack_storage(stack: Stack) -> AsyncIterator[Storage]:
 
 
 @contextlib.asynccontextmanager
-async def processing(stack: Stack, video_id: str, who: Person) -> AsyncIterator[Subscription]:
-    """`videoProcessing(videoId)` through the router over graphql-transport-ws."""
-    async with subscribe(stack.graphql, PROCESSING, {"id": video_id}, token=who.token) as sub:
-        yield sub
+async def processing(
+    stack: Stack, video_id: str, who: Person | None, query: str = PROCESSING
+) -> AsyncIterator[Subscription]:
+    """`videoProcessing(videoId)` through the router over graphql-transport-ws, signed in as a
+    browser must: the token in `connection_init`, no header on the upgrade request."""
+    async with connect(
+        stack.graphql.replace("http://", "ws://"),
+        subprotocols=[Subprotocol("graphql-transport-ws")],
+        open_timeout=DEADLINE,
+    ) as socket:
+        init = {"authorization": f"Bearer {who.token}"} if who else {}
+        await socket.send(json.dumps({"type": "connection_init", "payload": init}))
+        ack = json.loads(await asyncio.wait_for(socket.recv(), DEADLINE))
+        assert ack["type"] == "connection_ack", ack
+        subscribe = {"query": query, "variables": {"id": video_id}}
+        await socket.send(json.dumps({"type": "subscribe", "id": "1", "payload": subscribe}))
+        yield Subscription(socket)
 
 
 async def until_finished(subscription: Subscription) -> list[dict[str, Any]]:
@@ -339,3 +356,16 @@ async def until_finished(subscription: Subscription) -> list[dict[str, Any]]:
     end = await subscription.message(timeout=DEADLINE)
     assert end["type"] == "complete", end
     return events
+
+
+async def sse_events(response: httpx.Response) -> AsyncIterator[tuple[str, Any]]:
+    """(event, data) pairs of a graphql-sse stream (distinct connections mode)."""
+    name, data = None, ""
+    async for line in response.aiter_lines():
+        if line.startswith("event:"):
+            name = line.removeprefix("event:").strip()
+        elif line.startswith("data:"):
+            data = line.removeprefix("data:").strip()
+        elif line == "" and name is not None:
+            yield name, json.loads(data) if data else None
+            name, data = None, ""

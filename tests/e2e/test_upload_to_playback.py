@@ -23,6 +23,7 @@ import pytest
 from tests.e2e.stack import (
     DEADLINE,
     OCTETS,
+    PROCESSING,
     SEGMENT_SECONDS,
     STACK_IDS,
     STACKS,
@@ -33,6 +34,7 @@ from tests.e2e.stack import (
     cut_patch,
     processing,
     running_stack,
+    sse_events,
     stack_storage,
     storage_keys,
     tus_client,
@@ -40,7 +42,6 @@ from tests.e2e.stack import (
     tus_upload,
     until_finished,
 )
-from tests.engagement.ws import subscribe
 from tests.media_worker.harness import vtt_cues
 from tests.media_worker.media import make_clip
 from tests.support.player import CHROMIUM, play, player_origin
@@ -128,8 +129,14 @@ async def interrupted_upload(client: Client, url: str, who: Person, data: bytes)
             await asyncio.sleep(0.1)
     assert sent < kept <= sent + (len(data) - sent) // 2
 
+    # The new client also sends each chunk's checksum (tus `checksum`, sha1), which the
+    # service verifies before keeping the bytes.
     second = await asyncio.to_thread(
-        tus_client(stack, who).uploader, file_stream=io.BytesIO(data), url=url, chunk_size=CHUNK
+        tus_client(stack, who).uploader,
+        file_stream=io.BytesIO(data),
+        url=url,
+        chunk_size=CHUNK,
+        upload_checksum=True,
     )
     assert second.offset == kept  # resumed from the server's offset (HEAD), not from 0
     await asyncio.to_thread(second.upload)
@@ -163,6 +170,10 @@ async def test_a_creator_uploads_through_the_router_and_a_browser_plays_the_ladd
     assert progress == sorted(progress) and len(set(progress)) == len(progress), events
     assert events[-1]["progress"] == 1.0
     assert events[-1]["video"] == {"id": video_id, "title": "Upload to playback"}
+
+    # The interrupted, resumed upload arrived whole.
+    async with stack_storage(stack) as storage:
+        assert await storage.get(f"uploads/{video_id}/source") == clip
 
     # Anyone may now watch it: the viewer's view, through the router.
     video = await client.video(video_id, viewer)
@@ -348,10 +359,28 @@ async def test_a_corrupt_upload_fails_with_a_reason_only_its_owner_sees(
     session = await client.create_upload(owner, size=len(text), filename="notes.mp4")
     video_id = session["video"]["id"]
 
-    async with processing(stack, video_id, owner) as subscription:
-        assert (await subscription.next())["data"]["videoProcessing"]["status"] == "UPLOADING"
+    # Followed over SSE this time (graphql-sse through the router), as a browser may.
+    async with client.http.stream(
+        "POST",
+        stack.graphql,
+        json={"query": PROCESSING, "variables": {"id": video_id}},
+        headers={"accept": "text/event-stream", **owner.auth},
+    ) as response:
+        assert response.status_code == 200
+        assert response.headers["content-type"].startswith("text/event-stream")
+        stream = sse_events(response)
+        name, first = await asyncio.wait_for(anext(stream), DEADLINE)
+        assert name == "next" and first["data"]["videoProcessing"]["status"] == "UPLOADING"
         await asyncio.to_thread(tus_upload, stack, session["uploadUrl"], owner, text)
-        events = await until_finished(subscription)
+
+        async def rest() -> list[tuple[str, Any]]:
+            return [pair async for pair in stream]
+
+        received = await asyncio.wait_for(rest(), DEADLINE)
+    assert received[-1] == ("complete", None), received
+    events = [data["data"]["videoProcessing"] for name, data in received[:-1]]
+    assert [name for name, _ in received[:-1]] == ["next"] * len(events), received
+    assert [e["status"] for e in events] == ["PROCESSING", "FAILED"], events
     final = events[-1]
     assert final["status"] == "FAILED", events
     reason = final["failureReason"]
@@ -367,15 +396,11 @@ async def test_a_corrupt_upload_fails_with_a_reason_only_its_owner_sees(
     # Not READY: hidden from everyone else, and so is its processing.
     assert await client.video(video_id, viewer) is None
     assert await client.video(video_id) is None
-    async with subscribe(
-        stack.graphql,
-        "subscription P($id: ID!) { videoProcessing(videoId: $id) { status failureReason } }",
-        {"id": video_id},
-        token=viewer.token,
-    ) as theirs:
-        refused = await theirs.next(timeout=DEADLINE)
-        assert refused["data"] is None and codes(refused) == ["NOT_FOUND"], refused
-        assert (await theirs.message(timeout=DEADLINE))["type"] == "complete"
+    for who, code in ((viewer, "NOT_FOUND"), (None, "UNAUTHENTICATED")):
+        async with processing(stack, video_id, who) as theirs:
+            refused = await theirs.next(timeout=DEADLINE)
+            assert refused["data"] is None and codes(refused) == [code], refused
+            assert (await theirs.message(timeout=DEADLINE))["type"] == "complete"
 
 
 async def test_only_creators_upload_and_nobody_touches_anothers_upload(
