@@ -90,11 +90,8 @@ class PaidAccess:
             and isinstance(price, int)
             and not isinstance(price, bool)
             and price >= 0
-            and (
-                currency is None
-                if price == 0
-                else isinstance(currency, str) and len(currency) == CURRENCY_LENGTH
-            )
+            # Free needs no currency (billing sends null); a price needs one.
+            and (price == 0 or (isinstance(currency, str) and len(currency) == CURRENCY_LENGTH))
         )
         async with self.db.transaction() as session:
             if not await first_delivery(session, inbox, GROUP, events.PRICE_UPDATED, message_id):
