@@ -37,7 +37,6 @@ from subgraphs.video.models import EndedPlaybackSession, Video, inbox
 
 log = logging.getLogger(__name__)
 
-GROUP = "video"
 # A token of an ended session is valid at most a session TTL after the end; its row is kept
 # far longer than that, so a late or skewed clock cannot bring the session back.
 ENDED_SESSION_RETENTION = timedelta(days=1)
@@ -94,7 +93,9 @@ class PaidAccess:
             and (price == 0 or (isinstance(currency, str) and len(currency) == CURRENCY_LENGTH))
         )
         async with self.db.transaction() as session:
-            if not await first_delivery(session, inbox, GROUP, events.PRICE_UPDATED, message_id):
+            if not await first_delivery(
+                session, inbox, events.GROUP, events.PRICE_UPDATED, message_id
+            ):
                 return
             if not valid:
                 # Recorded in the inbox, so it is not retried forever.
