@@ -15,7 +15,7 @@ from strawberry.types import Info
 
 from subgraphs.billing import service as domain
 from subgraphs.billing.service import BillingService
-from subgraphs.kernel.errors import Forbidden
+from subgraphs.kernel.errors import BadUserInput, Forbidden, NotFound
 from subgraphs.kernel.graphql import RequestContext, subgraph_schema
 from subgraphs.kernel.pagination import page_size
 from subgraphs.kernel.tokens import AccessClaims
@@ -35,10 +35,14 @@ BillingInfo = Info[BillingContext, None]
 # GraphQL mirrors of the domain's enums (service.py stays free of GraphQL); values match.
 
 
-@strawberry.enum(description="Why the viewer can or cannot watch a video.")
+@strawberry.enum(
+    description="Why the viewer can or cannot watch a video. ADMIN: admins watch any video "
+    "through its signed URLs (Video.hlsUrl), without paying."
+)
 class AccessReason(StrEnum):
     FREE = "FREE"
     OWNER = "OWNER"
+    ADMIN = "ADMIN"
     FUNDS_AVAILABLE = "FUNDS_AVAILABLE"
     INSUFFICIENT_FUNDS = "INSUFFICIENT_FUNDS"
     SIGN_IN_REQUIRED = "SIGN_IN_REQUIRED"
@@ -281,7 +285,11 @@ class User:
         return User(id=id)
 
 
-@strawberry.type
+@strawberry.federation.type(
+    keys=["id"],
+    description="A viewer's playback of one video. Video adds hlsUrl and storyboard, whose "
+    "URLs carry the playback token.",
+)
 class PlaybackSession:
     id: strawberry.ID
     video: Video
@@ -312,6 +320,20 @@ class PlaybackSession:
             position_seconds=s.position_seconds,
             started_at=s.started_at,
         )
+
+    @classmethod
+    async def resolve_reference(
+        cls, info: BillingInfo, id: strawberry.ID
+    ) -> PlaybackSession | None:
+        # The signed-in viewer's own sessions only; anyone else's is null, like none at all.
+        viewer = info.context.viewer
+        if viewer is None:
+            return None
+        try:
+            view = await info.context.service.playback_session(viewer, str(id))
+        except (NotFound, BadUserInput):
+            return None
+        return PlaybackSession.of(view)
 
 
 @strawberry.type

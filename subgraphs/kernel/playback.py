@@ -116,6 +116,10 @@ class PlaybackTokenVerifier:
             expires_at=expires_at,
         )
 
+    async def close(self) -> None:
+        if isinstance(self.keys, JwksClient):
+            await self.keys.close()
+
 
 def playback_verifier(settings: Settings) -> PlaybackTokenVerifier:
     """A verifier that fetches billing's keys from `REELGRAPH_PLAYBACK_KEYS_URL`."""

@@ -16,12 +16,20 @@ from strawberry.schema import BaseSchema
 
 from subgraphs.kernel.graphql import build_context
 from subgraphs.kernel.http import ContextFactory, GraphQLEndpoint, drain, service_app
+from subgraphs.kernel.playback import playback_verifier
 from subgraphs.kernel.runtime import ServiceRuntime
 from subgraphs.kernel.settings import Settings
 from subgraphs.kernel.storage import open_storage
 from subgraphs.video import events
-from subgraphs.video.media import MediaEndpoint, MediaSigner, load_signing_key, redact_token
+from subgraphs.video.media import (
+    MediaEndpoint,
+    MediaSigner,
+    VisibilityGate,
+    load_signing_key,
+    redact_token,
+)
 from subgraphs.video.models import outbox
+from subgraphs.video.paid import PaidAccess, PaidMediaGate
 from subgraphs.video.schema import VideoContext, schema
 from subgraphs.video.search import SearchIndex
 from subgraphs.video.service import VideoService
@@ -151,7 +159,9 @@ def create_app(settings: Settings | None = None) -> ASGIApp:
         settings=settings,
         on_events=runtime.relay.notify,
     )
-    events.start_consumers(runtime, service)
+    playback = playback_verifier(settings)
+    paid = PaidAccess(db=runtime.db, settings=settings, playback=playback)
+    events.start_consumers(runtime, service, paid)
     runtime.add_background(uploads.run_sweeper)
     proxies = settings.trusted_proxy_set()
     origin = public_origin(settings)
@@ -166,6 +176,7 @@ def create_app(settings: Settings | None = None) -> ASGIApp:
             service=service,
             uploads=uploads,
             signer=signer,
+            paid=paid,
             bus=runtime.bus,
             tokens=runtime.verifier,
             public_url=origin(connection),
@@ -178,7 +189,13 @@ def create_app(settings: Settings | None = None) -> ASGIApp:
         public_url=origin,
         max_size=settings.video_max_upload_bytes,
     )
-    media = MediaEndpoint(storage, signer, service.playable)
+    media = MediaEndpoint(
+        storage,
+        signer,
+        service.playable,
+        gates=(VisibilityGate(), PaidMediaGate(paid)),
+        playback=playback,
+    )
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Any) -> AsyncIterator[None]:
@@ -189,6 +206,7 @@ def create_app(settings: Settings | None = None) -> ASGIApp:
         finally:
             await uploads.wait_for_finalizing()
             await storage.close()
+            await playback.close()
 
     return service_app(
         graphql=VideoGraphQL(

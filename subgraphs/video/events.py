@@ -1,5 +1,7 @@
 """What video publishes on the bus (through its outbox, as docs/events.md specifies) and what
-it consumes there, in consumer group `video`. Payloads carry no stream keys or signed URLs."""
+it consumes there, in consumer group `video`: the media worker's answers, account deletions,
+and billing's prices and ended playback sessions (`paid.py`). Payloads carry no stream keys or
+signed URLs."""
 
 from __future__ import annotations
 
@@ -17,6 +19,7 @@ from subgraphs.kernel.runtime import ServiceRuntime
 from subgraphs.video.models import LiveStream, Video, outbox
 
 if TYPE_CHECKING:
+    from subgraphs.video.paid import PaidAccess
     from subgraphs.video.service import VideoService
 
 log = logging.getLogger(__name__)
@@ -34,6 +37,8 @@ MEDIA_PROGRESS = "media.progress"
 MEDIA_READY = "media.ready"
 MEDIA_FAILED = "media.failed"
 AUTH_USER_DELETED = "auth.user.deleted"
+PRICE_UPDATED = "billing.price.updated"
+PLAYBACK_ENDED = "billing.playback.ended"
 
 GROUP = "video"
 # Emptying a deleted video's storage must never be given up: retried after each lease expiry
@@ -156,7 +161,7 @@ async def stream_deleted(session: AsyncSession, stream: LiveStream) -> None:
 Handler = Callable[[Message], Awaitable[None]]
 
 
-def handlers(service: VideoService) -> dict[str, tuple[Handler, int]]:
+def handlers(service: VideoService, paid: PaidAccess) -> dict[str, tuple[Handler, int]]:
     """Each consumed topic's handler and how many deliveries it gets before dead-lettering."""
 
     async def progress(message: Message) -> None:
@@ -177,18 +182,26 @@ def handlers(service: VideoService) -> dict[str, tuple[Handler, int]]:
         if isinstance(video_id, str):
             await service.purge_media(video_id)
 
+    async def price_updated(message: Message) -> None:
+        await paid.apply_price(message.id, message.payload, message.published_at)
+
+    async def playback_ended(message: Message) -> None:
+        await paid.record_ended(message.payload)
+
     return {
         MEDIA_PROGRESS: (progress, 10),
         MEDIA_READY: (ready, 10),
         MEDIA_FAILED: (failed, 10),
         AUTH_USER_DELETED: (user_deleted, 10),
         VIDEO_DELETED: (video_deleted, CLEANUP_MAX_ATTEMPTS),
+        PRICE_UPDATED: (price_updated, 10),
+        PLAYBACK_ENDED: (playback_ended, 10),
     }
 
 
-def start_consumers(runtime: ServiceRuntime, service: VideoService) -> None:
+def start_consumers(runtime: ServiceRuntime, service: VideoService, paid: PaidAccess) -> None:
     """Run one consumer per topic as the runtime's background tasks."""
-    for topic, (handler, max_attempts) in handlers(service).items():
+    for topic, (handler, max_attempts) in handlers(service, paid).items():
         runtime.add_background(_consumer(runtime, topic, handler, max_attempts))
 
 

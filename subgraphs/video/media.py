@@ -3,10 +3,10 @@ storyboard, streamed from storage (a local directory or a private S3 bucket) wit
 
 The token is a path segment, so relative URIs inside playlists and the WebVTT index keep it.
 `public` opens PUBLIC and UNLISTED READY videos (checked against the current visibility on
-every request); anything else needs `<expiresUnix>[.<claim>…].<signature>`, an HMAC-SHA256 over
-the video id, the expiry and the claims. Who may watch is decided by a chain of `MediaGate`s,
-so a later gate (paid videos need a playback session, carried as a claim) adds a rule without
-reworking the route.
+every request); `<expiresUnix>[.<claim>…].<signature>` is an HMAC-SHA256 over the video id, the
+expiry and the claims; a playback token (billing's ES256 JWT) is checked against billing's
+published keys. Who may watch is decided by a chain of `MediaGate`s (`paid.py` adds the one for
+priced videos) without reworking the route.
 """
 
 from __future__ import annotations
@@ -30,6 +30,7 @@ from typing import Literal, Protocol
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response, StreamingResponse
 
+from subgraphs.kernel.playback import InvalidPlaybackToken, PlaybackTokenVerifier
 from subgraphs.kernel.settings import Settings
 from subgraphs.kernel.storage import InvalidKey, ObjectNotFound, Storage, guess_content_type
 from subgraphs.kernel.storage.keys import validate_key
@@ -60,12 +61,15 @@ class TokenRejected(Exception):
 
 @dataclass(frozen=True)
 class MediaGrant:
-    """What a verified token grants: `public`, or a signature valid until `expires_at`, with
-    any claims minted into it (e.g. a future playback session id)."""
+    """What a verified token grants: `public`; a signature valid until `expires_at`, with any
+    claims minted into it; or a billing playback session's token (`session_id`, `viewer_id`)
+    valid until `expires_at`."""
 
-    kind: Literal["public", "signed"]
+    kind: Literal["public", "signed", "playback"]
     expires_at: int | None = None
     claims: tuple[str, ...] = ()
+    session_id: str | None = None
+    viewer_id: str | None = None
 
 
 class MediaSigner:
@@ -154,6 +158,12 @@ def media_url(public_url: str, video_id: str, token: str, path: str) -> str:
     return f"{public_url}/media/{video_id}/{token}/{path}"
 
 
+def is_playback_token(token: str) -> bool:
+    """A JWT in compact form (its header is base64url JSON, `eyJ…`), not `public` or a signed
+    `<expires>….<signature>` token, which starts with digits."""
+    return token.startswith("eyJ") and token.count(".") == 2
+
+
 _SIGNED_SEGMENT = re.compile(r"^(/media/[^/]+/)(?!public/)[^/]+")
 
 
@@ -173,6 +183,9 @@ class PlayableVideo:
     owner_id: str
     visibility: str
     status: str
+    # What billing last announced (0: free), and the poster, which stays open as a preview.
+    price_per_minute: int = 0
+    poster: str | None = None
 
 
 class MediaDenied(Exception):
@@ -190,13 +203,19 @@ class MediaGate(Protocol):
 
 class VisibilityGate:
     """READY videos only; `public` opens PUBLIC and UNLISTED ones, PRIVATE ones need a signed
-    token. A video the token does not open answers like a missing one."""
+    token (or a playback token of the owner's own session). A video the token does not open
+    answers like a missing one."""
 
     async def check(self, video: PlayableVideo, grant: MediaGrant, request: Request) -> None:
         if video.status != "READY":
             raise MediaDenied(404, "not found")
-        if grant.kind == "public" and video.visibility not in ("PUBLIC", "UNLISTED"):
-            raise MediaDenied(404, "not found")
+        if grant.kind == "signed" or video.visibility in ("PUBLIC", "UNLISTED"):
+            return
+        # Billing's view of visibility can lag video's: a session opened just before the video
+        # went private must not open it, unless it is the owner's.
+        if grant.kind == "playback" and grant.viewer_id == video.owner_id:
+            return
+        raise MediaDenied(404, "not found")
 
 
 VideoLookup = Callable[[str], Awaitable[PlayableVideo | None]]
@@ -262,11 +281,14 @@ class MediaEndpoint:
         signer: MediaSigner,
         lookup: VideoLookup,
         gates: Sequence[MediaGate] = (VisibilityGate(),),
+        playback: PlaybackTokenVerifier | None = None,
     ) -> None:
         self.storage = storage
         self.signer = signer
         self.lookup = lookup
         self.gates = tuple(gates)
+        # Without one, playback tokens are refused like any other bad token.
+        self.playback = playback
 
     async def handle(self, request: Request) -> Response:
         try:
@@ -284,10 +306,7 @@ class MediaEndpoint:
         except ValueError:
             raise MediaDenied(404, "not found") from None
         key = _media_key(video_id, path)
-        try:
-            grant = self.signer.verify(video_id, token)
-        except TokenRejected as rejected:
-            raise MediaDenied(403, str(rejected)) from None
+        grant = await self._grant(video_id, token)
         video = await self.lookup(video_id)
         if video is None:
             raise MediaDenied(404, "not found")
@@ -298,6 +317,25 @@ class MediaEndpoint:
         except ObjectNotFound:
             raise MediaDenied(404, "not found") from None
         return await self._respond(request, key, info.size, info.modified_at, grant)
+
+    async def _grant(self, video_id: str, token: str) -> MediaGrant:
+        """What the token grants for this video, or 403 (before the video is looked up, so a
+        refusal says nothing about whether it exists)."""
+        if self.playback is not None and is_playback_token(token):
+            try:
+                granted = await self.playback.verify(token, video_id=video_id)
+            except InvalidPlaybackToken as refused:
+                raise MediaDenied(403, refused.message) from None
+            return MediaGrant(
+                "playback",
+                expires_at=granted.expires_at,
+                session_id=granted.session_id,
+                viewer_id=granted.viewer_id,
+            )
+        try:
+            return self.signer.verify(video_id, token)
+        except TokenRejected as rejected:
+            raise MediaDenied(403, str(rejected)) from None
 
     async def _respond(
         self, request: Request, key: str, size: int, modified_at: float, grant: MediaGrant

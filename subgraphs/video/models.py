@@ -1,11 +1,12 @@
 """The video service's tables: categories, videos and their tags, resumable uploads and their
-parts, live streams. The full-text search index is backend-specific and lives in `search.py`."""
+parts, live streams, and the playback sessions billing ended. The full-text search index is
+backend-specific and lives in `search.py`."""
 
 from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import BigInteger, Column, ForeignKey, Index, String, Text
+from sqlalchemy import BigInteger, Column, Float, ForeignKey, Index, String, Text
 from sqlalchemy.orm import registry
 from sqlmodel import Field, SQLModel
 
@@ -65,6 +66,16 @@ class Video(VideoTable, table=True):
     updated_at: datetime = Field(sa_column=Column(UTCDateTime, nullable=False))
     published_at: datetime | None = Field(
         default=None, sa_column=Column(UTCDateTime, nullable=True)
+    )
+    # The price billing announced (`billing.price.updated`), in minor units per minute; 0 is
+    # free. Billing owns prices: this copy only decides who gets the media (paid.py).
+    price_per_minute: int = Field(
+        default=0, sa_column=Column(BigInteger, nullable=False, server_default="0")
+    )
+    price_currency: str | None = Field(default=None, max_length=3)
+    # Bus publish time of the price event applied: a late, older one never overwrites it.
+    price_event_at: float = Field(
+        default=0.0, sa_column=Column(Float, nullable=False, server_default="0")
     )
 
 
@@ -129,6 +140,19 @@ class LiveStream(VideoTable, table=True):
     stream_key: str = Field(max_length=64, unique=True)
     created_at: datetime = Field(sa_column=Column(UTCDateTime, nullable=False))
     updated_at: datetime = Field(sa_column=Column(UTCDateTime, nullable=False))
+
+
+class EndedPlaybackSession(VideoTable, table=True):
+    """A playback session billing ended (`billing.playback.ended`): its tokens stop opening
+    media at once instead of at their `exp`. Kept until no token of it can still be valid."""
+
+    __tablename__ = "ended_playback_sessions"
+
+    session_id: str = Field(primary_key=True, max_length=36)
+    video_id: str = Field(max_length=36)
+    reason: str = Field(max_length=24)
+    # When video learned of it (pruning counts from here, never from a clock of billing's).
+    recorded_at: datetime = Field(sa_column=Column(UTCDateTime, nullable=False, index=True))
 
 
 metadata = VideoTable.metadata

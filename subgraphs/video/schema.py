@@ -1,6 +1,6 @@
 """Video's GraphQL surface: the `Video` and `LiveStream` entities, `User.videos`, listing and
-search, uploads, and the `videoProcessing` subscription. Thin: decisions live in `service.py`
-and `uploads.py`."""
+search, uploads, the `videoProcessing` subscription, and the media URLs of billing's
+`PlaybackSession`. Thin: decisions live in `service.py`, `uploads.py` and `paid.py`."""
 
 from __future__ import annotations
 
@@ -24,6 +24,7 @@ from subgraphs.kernel.tokens import AccessClaims, TokenVerifier, bearer_token
 from subgraphs.kernel.types import Long, PageInfo
 from subgraphs.video import events, models
 from subgraphs.video.media import MediaSigner, media_token, media_url
+from subgraphs.video.paid import PaidAccess, SessionStream, stream_token
 from subgraphs.video.service import (
     ProcessingState,
     VideoChanges,
@@ -36,6 +37,7 @@ from subgraphs.video.service import (
     video_media,
     video_tags,
 )
+from subgraphs.video.service import Storyboard as StoryboardMedia
 from subgraphs.video.uploads import UploadService
 
 if TYPE_CHECKING:
@@ -51,6 +53,7 @@ class VideoContext(RequestContext):
     service: VideoService = field(kw_only=True)
     uploads: UploadService = field(kw_only=True)
     signer: MediaSigner = field(kw_only=True)
+    paid: PaidAccess = field(kw_only=True)
     bus: Bus = field(kw_only=True)
     tokens: TokenVerifier = field(kw_only=True)
     public_url: str = field(kw_only=True)
@@ -204,13 +207,30 @@ class Storyboard:
     interval_seconds: float
 
 
-def _media_base(info: VideoInfo, row: models.Video) -> str | None:
+def _media_base(info: VideoInfo, row: models.Video, *, stream: bool = False) -> str | None:
     # Rows reach the schema only after `can_view`, so a token is minted only for viewers
-    # allowed to see the video.
+    # allowed to see the video. The stream (not the poster) of a priced video is its
+    # owner's and admins'; others play it through a playback session.
     if row.status != "READY":
         return None
-    token = media_token(info.context.signer, row.id, row.visibility)
-    return media_url(info.context.public_url, row.id, token, "")
+    if stream:
+        manager = can_manage(info.context.viewer, row.owner_id)
+        token = stream_token(info.context.signer, row, manager=manager)
+    else:
+        token = media_token(info.context.signer, row.id, row.visibility)
+    return media_url(info.context.public_url, row.id, token, "") if token else None
+
+
+def _storyboard(base: str, board: StoryboardMedia) -> Storyboard:
+    return Storyboard(
+        image_url=base + board.image,
+        vtt_url=base + board.vtt,
+        tile_width=board.tile_width,
+        tile_height=board.tile_height,
+        columns=board.columns,
+        rows=board.rows,
+        interval_seconds=board.interval_seconds,
+    )
 
 
 @strawberry.federation.type(keys=["id"], description="An uploaded video.")
@@ -245,10 +265,13 @@ class Video:
             return None
         return self._row.failure_reason
 
-    @strawberry.field(description="The HLS master playlist, once READY.")
+    @strawberry.field(
+        description="The HLS master playlist, once READY. Null for a priced video unless you "
+        "own it or are an admin: play it with startPlayback's PlaybackSession.hlsUrl."
+    )
     def hls_url(self, info: VideoInfo) -> str | None:
         media = video_media(self._row)
-        base = _media_base(info, self._row)
+        base = _media_base(info, self._row, stream=True)
         return base + media.master if media and base else None
 
     @strawberry.field(description="The poster image, once READY (null for audio-only media).")
@@ -275,22 +298,16 @@ class Video:
             for r in media.renditions
         ]
 
-    @strawberry.field(description="Scrub previews, once READY (null for audio-only media).")
+    @strawberry.field(
+        description="Scrub previews, once READY (null for audio-only media). Like hlsUrl, "
+        "null for a priced video unless you own it or are an admin."
+    )
     def storyboard(self, info: VideoInfo) -> Storyboard | None:
         media = video_media(self._row)
-        base = _media_base(info, self._row)
+        base = _media_base(info, self._row, stream=True)
         if media is None or media.storyboard is None or base is None:
             return None
-        board = media.storyboard
-        return Storyboard(
-            image_url=base + board.image,
-            vtt_url=base + board.vtt,
-            tile_width=board.tile_width,
-            tile_height=board.tile_height,
-            columns=board.columns,
-            rows=board.rows,
-            interval_seconds=board.interval_seconds,
-        )
+        return _storyboard(base, media.storyboard)
 
     @classmethod
     async def resolve_reference(cls, info: VideoInfo, id: strawberry.ID) -> Video | None:
@@ -311,6 +328,56 @@ class Video:
             created_at=row.created_at,
             published_at=row.published_at,
             _row=row,
+        )
+
+
+@strawberry.federation.type(
+    keys=["id"],
+    description="A playback session (owned by billing); video adds the media URLs that play "
+    "it, which carry the session's playback token.",
+)
+class PlaybackSession:
+    id: strawberry.ID
+    playback_token: str | None = strawberry.federation.field(external=True, default=None)
+    _stream: strawberry.Private[SessionStream | None] = None
+
+    def _base(self, info: VideoInfo) -> str | None:
+        if self._stream is None:
+            return None
+        video_id = self._stream.video.id
+        return media_url(info.context.public_url, video_id, self._stream.token, "")
+
+    @strawberry.federation.field(
+        requires=["playbackToken"],
+        description="The HLS master playlist with this session's playback token; null once "
+        "the token no longer grants the video. Every heartbeat returns a newer token: put it "
+        "in place of the token segment of each media request (docs/video.md).",
+    )
+    def hls_url(self, info: VideoInfo) -> str | None:
+        media = video_media(self._stream.video) if self._stream else None
+        base = self._base(info)
+        return base + media.master if media and base else None
+
+    @strawberry.federation.field(
+        requires=["playbackToken"],
+        description="Scrub previews with this session's playback token (null for audio-only "
+        "media, or once the token no longer grants the video).",
+    )
+    def storyboard(self, info: VideoInfo) -> Storyboard | None:
+        media = video_media(self._stream.video) if self._stream else None
+        base = self._base(info)
+        if media is None or media.storyboard is None or base is None:
+            return None
+        return _storyboard(base, media.storyboard)
+
+    @classmethod
+    async def resolve_reference(
+        cls, info: VideoInfo, id: strawberry.ID, **representation: Any
+    ) -> PlaybackSession:
+        token = representation.get("playbackToken")
+        stream = await info.context.paid.session_stream(token if isinstance(token, str) else None)
+        return PlaybackSession(
+            id=id, playback_token=stream.token if stream else None, _stream=stream
         )
 
 
@@ -684,5 +751,5 @@ schema: Schema = subgraph_schema(
     query=Query,
     mutation=Mutation,
     subscription=Subscription,
-    types=[User, Video, LiveStream],
+    types=[User, Video, LiveStream, PlaybackSession],
 )

@@ -455,7 +455,15 @@ class VideoService:
             video = await session.get(Video, video_id)
         if video is None:
             return None
-        return PlayableVideo(video.id, video.owner_id, video.visibility, video.status)
+        media = video_media(video) if video.price_per_minute > 0 else None
+        return PlayableVideo(
+            video.id,
+            video.owner_id,
+            video.visibility,
+            video.status,
+            price_per_minute=video.price_per_minute,
+            poster=media.thumbnail if media else None,
+        )
 
     async def list_videos(
         self, *, filter: VideoFilter, order: Order, first: int | None, after: str | None

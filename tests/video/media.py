@@ -13,9 +13,9 @@ WIDTH, HEIGHT, FPS, SECONDS = 160, 90, 10, 3
 RUNG = "90p"
 
 
-def _frames() -> list[av.VideoFrame]:
+def _frames(seconds: int) -> list[av.VideoFrame]:
     frames = []
-    for index in range(FPS * SECONDS):
+    for index in range(FPS * seconds):
         frame = av.VideoFrame(WIDTH, HEIGHT, "yuv420p")
         for number, plane in enumerate(frame.planes):
             plane.update(bytes([(index * 9 + number * 60) % 256]) * plane.buffer_size)
@@ -34,12 +34,12 @@ def _jpeg(path: Path, frame: av.VideoFrame) -> None:
         container.mux(stream.encode(None))
 
 
-def make_hls(out: Path) -> dict[str, Any]:
-    """Write the media under `out` (laid out as under videos/<id>/) and return the
+def make_hls(out: Path, *, seconds: int = SECONDS) -> dict[str, Any]:
+    """Write `seconds` of media under `out` (laid out as under videos/<id>/) and return the
     `media.ready` document describing it (without videoId)."""
     rung_dir = out / "hls" / RUNG
     rung_dir.mkdir(parents=True)
-    frames = _frames()
+    frames = _frames(seconds)
     with av.open(
         str(rung_dir / "index.m3u8"),
         "w",
@@ -59,7 +59,7 @@ def make_hls(out: Path) -> dict[str, Any]:
         container.mux(stream.encode(None))
     segments = sorted(rung_dir.glob("segment_*.ts"))
     bits = sum(s.stat().st_size for s in segments) * 8
-    bandwidth = max(1, bits // SECONDS)
+    bandwidth = max(1, bits // seconds)
     (out / "hls" / "master.m3u8").write_text(
         "#EXTM3U\n#EXT-X-VERSION:3\n#EXT-X-INDEPENDENT-SEGMENTS\n"
         f"#EXT-X-STREAM-INF:BANDWIDTH={bandwidth * 2},AVERAGE-BANDWIDTH={bandwidth},"
@@ -72,7 +72,7 @@ def make_hls(out: Path) -> dict[str, Any]:
         "WEBVTT\n\n00:00:00.000 --> 00:00:02.000\nstoryboard.jpg#xywh=0,0,160,90\n"
     )
     return {
-        "durationSeconds": float(SECONDS),
+        "durationSeconds": float(seconds),
         "hasVideo": True,
         "hasAudio": False,
         "master": "hls/master.m3u8",
