@@ -173,7 +173,8 @@ def test_long_carries_64_bit_sizes_and_refuses_anything_else() -> None:
     assert schema.execute_sync(f"{{ echo(value: {big}) }}").data == {"echo": big}
     assert schema.execute_sync(f'{{ echo(value: "{big}") }}').data == {"echo": big}
     result = schema.execute_sync("query($v: Long!) { echo(value: $v) }", {"v": str(2**63 - 1)})
-    assert result.data == {"echo": 2**63 - 1}
+    # Beyond 2^53 a JSON number loses precision in JavaScript clients: it goes as a string.
+    assert result.data == {"echo": str(2**63 - 1)}
     for bad in (2**63, "12x", True, 1.5, "", None):
         outcome = schema.execute_sync("query($v: Long!) { echo(value: $v) }", {"v": bad})
         assert outcome.errors, bad
