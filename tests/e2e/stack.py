@@ -25,11 +25,11 @@ from websockets.typing import Subprotocol
 
 from subgraphs.kernel.storage import Storage, open_storage
 from supergraph.config import env_name
-from tests.engagement.ws import Subscription
 from tests.media_worker.harness import running_worker
 from tests.supergraph.conftest import process
 from tests.support.processes import Environment, ServiceProcess, environment, free_port
 from tests.support.s3 import DUMMY_ACCESS_KEY_ID, DUMMY_SECRET_ACCESS_KEY, REGION, run_moto_server
+from tests.support.ws import Subscription
 
 ROOT = Path(__file__).resolve().parents[2]
 SUPERGRAPH = ROOT / "schema" / "supergraph.graphql"

@@ -7,7 +7,7 @@ import uuid
 from typing import Any
 
 from tests.engagement.stack import Account, Stack, eventually
-from tests.engagement.ws import Subscription, subscribe
+from tests.support.ws import Subscription, subscribe
 
 SEND = """
 mutation S($s: ID!, $b: String!) {

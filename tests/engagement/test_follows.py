@@ -9,7 +9,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from tests.engagement.stack import Account, Stack, eventually
-from tests.engagement.ws import subscribe
+from tests.support.ws import subscribe
 
 FOLLOW = "mutation F($u: ID!) { follow(userId: $u) { id followerCount viewerFollows } }"
 UNFOLLOW = "mutation U($u: ID!) { unfollow(userId: $u) { id followerCount viewerFollows } }"

@@ -17,9 +17,9 @@ from supergraph.compose.fetch import fetch_sdl
 from tests.engagement.stack import Account, Stack, eventually
 from tests.engagement.test_chat import DELETE, SEND, VIEWERS, first_event
 from tests.engagement.test_follows import FOLLOW, ready
-from tests.engagement.ws import Subscription, subscribe
 from tests.supergraph.conftest import run_router
 from tests.support.processes import Environment, ServiceProcess
+from tests.support.ws import Subscription, subscribe
 
 ADDED = """
 subscription A($s: ID!) {

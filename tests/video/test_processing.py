@@ -4,16 +4,15 @@ video backwards. The `videoProcessing` subscription follows it across replicas."
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import uuid
 from collections.abc import AsyncIterator
-from typing import Any
+from typing import Any, Literal
 
-import orjson
 import pytest
-from websockets.asyncio.client import ClientConnection, connect
 
+from tests.support.ws import Subscription
+from tests.support.ws import subscribe as subscribe_to
 from tests.video.conftest import Api, Person, Stack, eventually
 
 SUBSCRIPTION = """
@@ -160,46 +159,18 @@ async def test_media_for_a_deleted_video_is_removed_when_the_worker_reports(api:
 # --- the subscription --------------------------------------------------------------------------
 
 
-class Subscription:
-    """One graphql-transport-ws subscription, read message by message."""
-
-    def __init__(self, socket: ClientConnection) -> None:
-        self.socket = socket
-
-    async def next(self, timeout: float = 30.0) -> dict[str, Any]:
-        while True:
-            message = orjson.loads(await asyncio.wait_for(self.socket.recv(), timeout))
-            if message["type"] == "ping":
-                await self.socket.send(orjson.dumps({"type": "pong"}).decode())
-                continue
-            return dict(message)
-
-
 @contextlib.asynccontextmanager
 async def subscribe(
-    url: str, video_id: str, who: Person | None, *, via: str = "init"
+    url: str, video_id: str, who: Person | None, *, via: Literal["init", "header"] = "init"
 ) -> AsyncIterator[Subscription]:
-    headers = {"authorization": f"Bearer {who.token}"} if who and via == "header" else {}
-    payload = {"authorization": f"Bearer {who.token}"} if who and via == "init" else {}
-    ws_url = url.replace("http://", "ws://") + "/graphql"
-    async with connect(
-        ws_url,
-        subprotocols=["graphql-transport-ws"],
-        additional_headers=headers,  # type: ignore[list-item]
-    ) as socket:
-        await socket.send(orjson.dumps({"type": "connection_init", "payload": payload}).decode())
-        ack = orjson.loads(await asyncio.wait_for(socket.recv(), 30))
-        assert ack["type"] == "connection_ack", ack
-        await socket.send(
-            orjson.dumps(
-                {
-                    "id": "1",
-                    "type": "subscribe",
-                    "payload": {"query": SUBSCRIPTION, "variables": {"id": video_id}},
-                }
-            ).decode()
-        )
-        yield Subscription(socket)
+    async with subscribe_to(
+        url + "/graphql",
+        SUBSCRIPTION,
+        {"id": video_id},
+        token=who.token if who else None,
+        via=via,
+    ) as subscription:
+        yield subscription
 
 
 def _event(message: dict[str, Any]) -> dict[str, Any]:
@@ -217,17 +188,17 @@ async def test_the_owner_follows_progress_to_ready_on_another_replica(
 
     # Subscribed on the second replica; the consumer that applies the events may be either.
     async with subscribe(stack.replica().url, video_id, creator) as subscription:
-        first = _event(await subscription.next())
+        first = _event(await subscription.message())
         assert (first["status"], first["progress"]) == ("PROCESSING", 0.0)
         await api.publish("media.progress", {"videoId": video_id, "progress": 0.4})
-        progress = _event(await subscription.next())
+        progress = _event(await subscription.message())
         assert (progress["status"], progress["progress"]) == ("PROCESSING", 0.4)
         await api.finish_processing(video_id)
-        done = _event(await subscription.next())
+        done = _event(await subscription.message())
         assert done["status"] == "READY"
         assert done["progress"] == 1.0
         assert done["video"] == {"id": video_id, "status": "READY"}
-        assert (await subscription.next())["type"] == "complete"
+        assert (await subscription.message())["type"] == "complete"
 
 
 async def test_the_subscription_ends_with_failed_and_its_reason(api: Api) -> None:
@@ -235,19 +206,19 @@ async def test_the_subscription_ends_with_failed_and_its_reason(api: Api) -> Non
     video_id = await api.processing_video(creator)
 
     async with subscribe(api.video_url, video_id, creator, via="header") as subscription:
-        assert _event(await subscription.next())["status"] == "PROCESSING"
+        assert _event(await subscription.message())["status"] == "PROCESSING"
         await api.publish(
             "media.failed",
             {"videoId": video_id, "code": "TOO_LONG", "reason": "Too long.", "attempts": 1},
         )
-        failed = _event(await subscription.next())
+        failed = _event(await subscription.message())
         assert (failed["status"], failed["failureReason"]) == ("FAILED", "Too long.")
-        assert (await subscription.next())["type"] == "complete"
+        assert (await subscription.message())["type"] == "complete"
 
     # Subscribing to a finished video answers its state at once and completes.
     async with subscribe(api.video_url, video_id, creator) as subscription:
-        assert _event(await subscription.next())["status"] == "FAILED"
-        assert (await subscription.next())["type"] == "complete"
+        assert _event(await subscription.message())["status"] == "FAILED"
+        assert (await subscription.message())["type"] == "complete"
 
 
 @pytest.mark.parametrize(
@@ -266,20 +237,20 @@ async def test_only_the_owner_and_admins_may_follow_processing(
         person = Person(creator.id, creator.handle, creator.token[:-4] + "AAAA", "CREATOR")
 
     async with subscribe(api.video_url, video_id, person) as subscription:
-        message = await subscription.next()
+        message = await subscription.message()
     assert message["type"] in ("next", "error"), message
     errors = message["payload"]["errors"] if message["type"] == "next" else message["payload"]
     assert [e["extensions"]["code"] for e in errors] == [code]
 
     admin = await api.admin()
     async with subscribe(api.video_url, video_id, admin) as subscription:
-        assert _event(await subscription.next())["videoId"] == video_id
+        assert _event(await subscription.message())["videoId"] == video_id
 
 
 async def test_others_cannot_follow_a_public_videos_processing(api: Api) -> None:
     creator = await api.register()
     video_id = await api.ready_video(creator)
     async with subscribe(api.video_url, video_id, await api.register()) as subscription:
-        message = await subscription.next()
+        message = await subscription.message()
     errors = message["payload"]["errors"] if message["type"] == "next" else message["payload"]
     assert [e["extensions"]["code"] for e in errors] == ["FORBIDDEN"]

@@ -1,5 +1,5 @@
-"""A graphql-transport-ws client for tests: one subscription per socket, events read with
-generous deadlines."""
+"""A graphql-transport-ws client for tests: one subscription per socket, messages read with
+generous deadlines, pings answered."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import asyncio
 import contextlib
 import json
 from collections.abc import AsyncIterator
-from typing import Any
+from typing import Any, Literal
 
 from websockets.asyncio.client import ClientConnection, connect
 
@@ -47,10 +47,13 @@ async def subscribe(
     variables: dict[str, Any] | None = None,
     *,
     token: str | None = None,
+    via: Literal["init", "header", "both"] = "both",
 ) -> AsyncIterator[Subscription]:
-    """Open a socket to `url` (a router or a subgraph) and start one subscription on it."""
-    headers = {"authorization": f"Bearer {token}"} if token else {}
-    init = {"authorization": f"Bearer {token}"} if token else {}
+    """Open a socket to `url` (a router or a subgraph) and start one subscription on it. The
+    token travels in `connection_init` (as browsers must send it), the upgrade's header, or both."""
+    bearer = {"authorization": f"Bearer {token}"} if token else {}
+    headers = bearer if via in ("header", "both") else {}
+    init = bearer if via in ("init", "both") else {}
     async with connect(
         url.replace("http://", "ws://"),
         subprotocols=["graphql-transport-ws"],  # type: ignore[list-item]
