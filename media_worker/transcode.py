@@ -118,6 +118,7 @@ def transcode_to_hls(
                     )
             else:
                 encoders.append(_RenditionEncoder.audio_only(out_dir, segment_seconds))
+            _cascade(encoders)
         except BaseException:
             for encoder in encoders:
                 encoder.container.close()
@@ -140,7 +141,8 @@ def transcode_to_hls(
         try:
             decoder.run()
             for encoder in encoders:
-                encoder.finish()
+                if encoder.parent is None:
+                    encoder.finish()  # a parent finishes its children after its last frame
             for encoder in encoders:
                 encoder.join()
             for encoder in encoders:
@@ -156,6 +158,30 @@ def transcode_to_hls(
     return TranscodeResult(
         out_dir=out_dir, duration=duration, renditions=[e.result() for e in encoders]
     )
+
+
+def scaling_parents(short_sides: list[int]) -> list[int | None]:
+    """For rungs highest first (by their short side), the index of the rung each one is
+    scaled from, or None for the source.
+
+    A rung is scaled from the smallest larger rung at least twice its size, if there is one:
+    a 2x (or larger) step keeps the quality of a direct downscale, and scaling 360p from
+    720p costs half of scaling it from 1080p.
+    """
+    parents: list[int | None] = []
+    for index, short in enumerate(short_sides):
+        larger = [(side, at) for at, side in enumerate(short_sides[:index]) if side >= 2 * short]
+        parents.append(min(larger)[1] if larger else None)
+    return parents
+
+
+def _cascade(encoders: list[_RenditionEncoder]) -> None:
+    sized = [encoder for encoder in encoders if encoder.spec is not None]
+    parents = scaling_parents([encoder.spec.short_side for encoder in sized if encoder.spec])
+    for encoder, parent in zip(sized, parents, strict=True):
+        if parent is not None:
+            sized[parent].children.append(encoder)
+            encoder.parent = sized[parent]
 
 
 def _pick(streams: Any, index: int | None) -> Any | None:
@@ -270,7 +296,8 @@ class _Decoder:
         if self.on_frame is not None:
             self.on_frame(frame, t)
         for encoder in self.encoders:
-            encoder.submit(("video", frame, force_key))
+            if encoder.parent is None:  # the others get their parent's scaled frame
+                encoder.submit(("video", frame, force_key))
         self._progress(t)
 
     def _audio_frame(self, frame: Any) -> Any:
@@ -312,6 +339,10 @@ class _VideoSpec:
     fps: Fraction
     time_base: Fraction
     preset: str
+
+    @property
+    def short_side(self) -> int:
+        return min(self.rung.width, self.rung.height)
 
     def x264_options(self, segment_seconds: float) -> dict[str, str]:
         gop = max(1, round(float(self.fps) * segment_seconds))
@@ -375,6 +406,9 @@ class _RenditionEncoder:
             self.audio.layout = "stereo"
             self.audio.bit_rate = audio_bitrate
         self.graph: Any = None
+        # Cascaded scaling (`_cascade`): the rung this one's frames come from, and those fed by it.
+        self.parent: _RenditionEncoder | None = None
+        self.children: list[_RenditionEncoder] = []
         self.first_video_packet: bytes | None = None
         self.queue: queue.Queue[Any] = queue.Queue(maxsize=QUEUE_DEPTH)
         self.thread = threading.Thread(target=self._run, name=f"rung-{name}", daemon=True)
@@ -419,7 +453,8 @@ class _RenditionEncoder:
         self.queue.put(item)
 
     def finish(self) -> None:
-        self.queue.put(_END)
+        if self.thread.is_alive():
+            self.queue.put(_END)
 
     def abort(self) -> None:
         # The thread skips whatever is still queued; _END may already be queued (finish ran).
@@ -467,6 +502,9 @@ class _RenditionEncoder:
         except BaseException as error:
             self.error = self.error or error
         finally:
+            # Every frame a child gets from this rung has been handed over by now.
+            for child in self.children:
+                child.finish()
             try:
                 self.container.close()
             except BaseException as error:
@@ -476,6 +514,9 @@ class _RenditionEncoder:
     def _encode(self, kind: str, frame: Any, force_key: bool) -> None:
         if kind == "video":
             for scaled in self._scaled(frame):
+                # Children only read the frame, as the encoder does: share it, don't copy.
+                for child in self.children:
+                    child.submit(("video", scaled, force_key))
                 scaled.pict_type = PictureType.I if force_key else PictureType.NONE
                 self._mux(self.video.encode(scaled))
         elif self.audio is not None:
@@ -484,7 +525,9 @@ class _RenditionEncoder:
     def _scaled(self, frame: Any) -> Iterator[Any]:
         assert self.spec is not None
         if self.graph is None:
-            self.graph = _build_graph(self.spec.rung, frame)
+            # A parent's frames are upright already.
+            rotation = 0 if self.parent is not None else frame.rotation or 0
+            self.graph = _build_graph(self.spec.rung, frame, rotation)
         self.graph.push(frame)
         while True:
             try:
@@ -538,11 +581,11 @@ def build_filter_chain(frame: Any, filters: list[tuple[str, str]]) -> Any:
     return graph
 
 
-def _build_graph(rung: Rung, frame: Any) -> Any:
+def _build_graph(rung: Rung, frame: Any, rotation: int) -> Any:
     return build_filter_chain(
         frame,
         [
-            *transpose_filters(frame.rotation or 0),
+            *transpose_filters(rotation),
             ("scale", f"{rung.width}:{rung.height}:flags=bicubic"),
             # The rung's size already has the display aspect; make its pixels square.
             ("setsar", "1"),

@@ -14,7 +14,7 @@ import pytest
 
 from media_worker.ladder import Rung, choose_ladder
 from media_worker.playlists import write_master_playlist
-from media_worker.transcode import TranscodeResult, transcode_to_hls
+from media_worker.transcode import TranscodeResult, scaling_parents, transcode_to_hls
 
 SEGMENT_SECONDS = 1.0
 FPS = 30
@@ -278,3 +278,30 @@ def test_cancel_stops_the_work_and_every_rung_thread(tmp_path: Path) -> None:
     assert max(seen) < 1.0
     assert not [t for t in threading.enumerate() if t.name.startswith("rung-")]
     assert {t.name for t in threading.enumerate()} <= before | {"MainThread"}
+
+
+def test_each_rung_is_scaled_from_the_smallest_rung_at_least_twice_its_size() -> None:
+    # 1080, 720, 480, 360, 240: 480 comes from 1080, 360 from 720, 240 from 480.
+    assert scaling_parents([1080, 720, 480, 360, 240]) == [None, None, 0, 1, 2]
+    assert scaling_parents([1080, 720, 360]) == [None, None, 1]
+    assert scaling_parents([2160, 1080, 720, 480, 360, 240]) == [None, 0, 0, 1, 2, 3]
+    assert scaling_parents([360, 240]) == [None, None]
+    assert scaling_parents([]) == []
+
+
+def test_cascaded_rungs_of_a_rotated_source_are_upright_and_sized(tmp_path: Path) -> None:
+    # Display 540x960: rungs 480, 360 and 240 (scaled from the upright 480 rung, not turned again).
+    source = make_clip(tmp_path / "phone.mp4", 960, 540, seconds=1.0, audio=False, rotation=90)
+    ladder = choose_ladder(540, 960)
+    assert [r.name for r in ladder] == ["480p", "360p", "240p"]
+    result = transcode(tmp_path, source, ladder)
+    for rendition in result.renditions:
+        segment, _ = segment_files(rendition.playlist_path)[0]
+        with av.open(segment) as container:
+            frame = next(container.decode(video=0))
+        assert (frame.width, frame.height) == (rendition.width, rendition.height)
+        assert frame.width < frame.height
+        luma = frame.planes[0]
+        row = frame.height // 2
+        middle_row = bytes(luma)[luma.line_size * row : luma.line_size * row + frame.width]
+        assert middle_row[5] > 200 and middle_row[-5] < 40, rendition.name
