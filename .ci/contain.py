@@ -74,6 +74,18 @@ def main() -> int:
     if libc.prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) != 0:
         print("contain: could not become a child subreaper; orphans go to init", flush=True)
     started = time.monotonic()
+
+    def stopped(signum: int, _frame: object) -> None:
+        # CI cancelled the run: take everything below us down with us, orphans included.
+        print(f"contain: got signal {signum}; stopping every process of the run", flush=True)
+        kill_all(signal.SIGTERM)
+        time.sleep(5)
+        kill_all(signal.SIGKILL)
+        reap()
+        sys.exit(128 + signum)
+
+    signal.signal(signal.SIGTERM, stopped)
+    signal.signal(signal.SIGINT, stopped)
     process = subprocess.Popen(argv)  # noqa: S603 - CI's own command line
     try:
         code = process.wait(timeout=limit)
