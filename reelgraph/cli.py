@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import click
+from pydantic import ValidationError
 
 from reelgraph.services import SERVICES, SUPERGRAPH, service_names, up_processes
 from subgraphs.kernel.settings import Settings
@@ -20,6 +21,21 @@ def _factory(spec: str) -> Callable[[Settings], Any]:
     module, _, attr = spec.partition(":")
     factory: Callable[[Settings], Any] = getattr(importlib.import_module(module), attr)
     return factory
+
+
+def _settings() -> Settings:
+    """The settings of a process about to start; a bad variable stops it with one line per
+    mistake, naming the variable, instead of a traceback."""
+    try:
+        return Settings()
+    except ValidationError as error:
+        lines = []
+        for problem in error.errors():
+            name = "REELGRAPH_" + "_".join(str(part) for part in problem["loc"]).upper()
+            message = str(problem["msg"]).removeprefix("Value error, ")
+            # Our own validators already name the variable.
+            lines.append(message if message.startswith(name) else f"{name}: {message}")
+        raise click.ClickException("invalid configuration\n" + "\n".join(lines)) from None
 
 
 # The supergraph the router serves and `plan` plans against.
@@ -49,7 +65,7 @@ def up() -> None:
     from reelgraph.supervisor import Supervisor
     from supergraph.config import env_name
 
-    settings = Settings()
+    settings = _settings()
     for name in SERVICES:
         # The router finds our services where this configuration puts them.
         key = f"REELGRAPH_SUBGRAPH_{env_name(name)}_URL"
@@ -72,7 +88,7 @@ def serve(service: str, host: str | None, port: int | None) -> None:
 
     from subgraphs.kernel.logging import configure_logging
 
-    settings = Settings()
+    settings = _settings()
     configure_logging(service, settings.log_level)
     spec = SERVICES[service]
     assert spec.app_factory is not None
@@ -174,7 +190,7 @@ def router(
     from supergraph.passthrough import RouteConfigError
     from supergraph.server import create_router_app
 
-    settings = Settings()
+    settings = _settings()
     configure_logging("router", settings.log_level)
     with open(supergraph_path) as fh:
         try:

@@ -32,9 +32,14 @@ from starlette.routing import Route, WebSocketRoute
 from starlette.types import ASGIApp
 from starlette.websockets import WebSocket
 
-from subgraphs.kernel.graphql import client_ip
 from subgraphs.kernel.http import RequestIdMiddleware
 from subgraphs.kernel.logging import request_id_var
+from subgraphs.kernel.proxies import (
+    DEFAULT_TRUSTED_PROXIES,
+    TrustedProxies,
+    client_ip,
+    parse_trusted_proxies,
+)
 from supergraph.config import subgraph_endpoints
 from supergraph.edge.auth import EdgeAuth
 from supergraph.edge.errors import EdgeError
@@ -45,7 +50,7 @@ from supergraph.edge.ratelimit import RateLimits
 from supergraph.edge.telemetry import CONTENT_TYPE as METRICS_CONTENT_TYPE
 from supergraph.edge.telemetry import Telemetry
 from supergraph.execute import Fetcher
-from supergraph.execute.fetcher import UploadPart
+from supergraph.execute.fetcher import CLIENT_ADDRESS_HEADER, UploadPart
 from supergraph.graphiql import graphiql_page, static_mount, wants_graphiql
 from supergraph.model import load_supergraph
 from supergraph.passthrough import PassThrough, Upstream, parse_routes, resolve_routes
@@ -112,7 +117,7 @@ class Edge:
     auth: EdgeAuth
     telemetry: Telemetry
     subscription_limits: SubscriptionLimits
-    trusted_proxies: frozenset[str]
+    trusted_proxies: TrustedProxies
     persisted: PersistedQueries
     rate_limits: RateLimits
     limits: OperationLimits
@@ -148,8 +153,9 @@ def create_router_app(
             per_connection=int(env.get("REELGRAPH_SUBSCRIPTIONS_PER_CONNECTION", "100")),
             per_user=int(env.get("REELGRAPH_SUBSCRIPTIONS_PER_USER", "500")),
         ),
-        trusted_proxies=frozenset(
-            p.strip() for p in env.get("REELGRAPH_TRUSTED_PROXIES", "127.0.0.1,::1").split(",")
+        # The proxies in front of the router (a load balancer), never its clients' networks.
+        trusted_proxies=parse_trusted_proxies(
+            env.get("REELGRAPH_TRUSTED_PROXIES", DEFAULT_TRUSTED_PROXIES)
         ),
         persisted=PersistedQueries.from_env(env),
         rate_limits=RateLimits.from_env(env),
@@ -200,8 +206,13 @@ def create_router_app(
         await edge.rate_limits.check(client_ip(request, edge.trusted_proxies), user)
 
     async def forwarded(request: Request | WebSocket) -> dict[str, str]:
+        """What every subgraph fetch of this request carries: the client's own headers above,
+        the request id, and who the client is as the router determined it (the address its
+        rate limits count). A client's X-Forwarded-For is replaced, never passed on: the
+        router's answer already believes it when, and only as far as, the peer is trusted."""
         headers = {k: v for k in FORWARDED_HEADERS if (v := request.headers.get(k))}
         headers["x-request-id"] = request_id_var.get() or uuid.uuid4().hex
+        headers[CLIENT_ADDRESS_HEADER] = client_ip(request, edge.trusted_proxies)
         return headers
 
     # --- HTTP --------------------------------------------------------------------------

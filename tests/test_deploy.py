@@ -11,6 +11,7 @@ from pathlib import Path
 import compose
 
 from reelgraph.services import service_names
+from subgraphs.kernel.proxies import parse_trusted_proxies
 from subgraphs.kernel.settings import DEFAULT_PORTS
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -73,6 +74,30 @@ def test_the_router_fronts_every_subgraph_uploads_and_media(tmp_path: Path) -> N
     assert environment["REELGRAPH_ROUTER_ROUTES"] == "/uploads=video,/media=video"
     assert environment["REELGRAPH_PUBLIC_URL"] == "http://localhost:4000"
     assert [p["published"] for p in router["ports"]] == ["4000"]
+
+
+def test_subgraphs_trust_the_compose_network_and_the_router_trusts_none_of_it(
+    tmp_path: Path,
+) -> None:
+    result = _compose(tmp_path, "-f", "compose.yaml", "config", "--format", "json")
+    assert result.returncode == 0, result.stderr
+    services = json.loads(result.stdout)["services"]
+    # Wherever Docker puts the compose network, the router's container is in a trusted range.
+    for name in service_names():
+        trusted = parse_trusted_proxies(services[name]["environment"]["REELGRAPH_TRUSTED_PROXIES"])
+        for router_address in (
+            "127.0.0.1",
+            "172.18.0.7",
+            "172.31.255.2",
+            "192.168.16.3",
+            "10.9.0.4",
+        ):
+            assert router_address in trusted, (name, router_address)
+        assert "203.0.113.9" not in trusted, name
+    # The router is the edge: a client showing up from the network's gateway is not a proxy.
+    router = parse_trusted_proxies(services["router"]["environment"]["REELGRAPH_TRUSTED_PROXIES"])
+    assert "127.0.0.1" in router
+    assert "172.18.0.1" not in router and "192.168.16.1" not in router and "10.0.0.1" not in router
 
 
 def test_a_broken_compose_file_is_caught(tmp_path: Path) -> None:

@@ -17,6 +17,7 @@ from strawberry.schema.config import StrawberryConfig
 from strawberry.types import ExecutionContext
 
 from subgraphs.kernel.errors import DomainError, Forbidden, Unauthenticated
+from subgraphs.kernel.proxies import TrustedProxies, client_ip
 from subgraphs.kernel.tokens import AccessClaims, TokenVerifier, bearer_token
 from subgraphs.kernel.types import SCALARS
 
@@ -60,7 +61,7 @@ async def build_context(
     cls: type[C],
     connection: HTTPConnection,
     verifier: TokenVerifier,
-    trusted_proxies: frozenset[str],
+    trusted_proxies: TrustedProxies,
     **fields: Any,
 ) -> C:
     context = cls(connection=connection, client_ip=client_ip(connection, trusted_proxies), **fields)
@@ -71,22 +72,6 @@ async def build_context(
     except Unauthenticated as error:
         context._auth_error = error
     return context
-
-
-def client_ip(connection: HTTPConnection, trusted_proxies: frozenset[str]) -> str:
-    """The caller's address: the peer, or the nearest untrusted hop a trusted proxy reported."""
-    peer = connection.client.host if connection.client else "unknown"
-    if peer not in trusted_proxies:
-        return peer
-    # Every header line: a proxy may add its own line instead of appending to the client's.
-    forwarded = ",".join(connection.headers.getlist("x-forwarded-for"))
-    if not forwarded:
-        return peer
-    hops = [hop.strip() for hop in forwarded.split(",") if hop.strip()]
-    for hop in reversed(hops):
-        if hop not in trusted_proxies:
-            return hop
-    return hops[0] if hops else peer
 
 
 _VARIABLE_ERROR = re.compile(r"Variable '\$")

@@ -5,8 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from subgraphs.kernel.proxies import DEFAULT_TRUSTED_PROXIES, TrustedProxies, parse_trusted_proxies
 
 SERVICES = ("auth", "video", "engagement", "billing")
 MiB = 1024 * 1024
@@ -67,7 +69,8 @@ class Settings(BaseSettings):
     login_max_failures_per_account: int = Field(default=5, gt=0)
     login_max_failures_per_ip: int = Field(default=20, gt=0)
     login_failure_window: int = Field(default=900, gt=0)
-    trusted_proxies: str = "127.0.0.1,::1"
+    # Peers whose X-Forwarded-For is believed: addresses and CIDR ranges (the router's hosts).
+    trusted_proxies: str = DEFAULT_TRUSTED_PROXIES
 
     # Engagement service: comments, chat, view counting and live presence.
     comment_max_length: int = Field(default=10_000, gt=0)
@@ -173,8 +176,15 @@ class Settings(BaseSettings):
             return _async_driver(_with_database_suffix(self.database_url, service))
         return f"sqlite+aiosqlite:///{(self.data_dir / f'{service}.db').resolve()}"
 
-    def trusted_proxy_set(self) -> frozenset[str]:
-        return frozenset(p.strip() for p in self.trusted_proxies.split(",") if p.strip())
+    def trusted_proxy_set(self) -> TrustedProxies:
+        return parse_trusted_proxies(self.trusted_proxies)
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _trusted_proxies_parse(cls, value: str) -> str:
+        # Refused at start-up: a typo here would trust the wrong peers, or nobody, silently.
+        parse_trusted_proxies(value)
+        return value
 
 
 def _async_driver(url: str) -> str:

@@ -13,6 +13,8 @@ import aiohttp
 import orjson
 
 _JSON_HEADERS = {"content-type": "application/json", "accept": "application/json"}
+# The client's address as the router determined it, sent with every fetch.
+CLIENT_ADDRESS_HEADER = "x-forwarded-for"
 
 
 @dataclass(frozen=True)
@@ -20,6 +22,9 @@ class SubgraphEndpoint:
     name: str
     url: str
     timeout: float = 30.0
+    # The subgraph's queries may answer differently per client address (geolocation, a
+    # per-address limit on a query): identical fetches are then merged per address only.
+    dedupe_per_address: bool = False
 
 
 @dataclass(frozen=True)
@@ -86,8 +91,7 @@ class Fetcher:
         sent = {**_JSON_HEADERS, **(headers or {})}
         if not (self.dedupe and dedupable):
             return await self._send(endpoint, body, sent)
-        # Requests differing only in their request id are the same request.
-        key = (service, body, tuple(sorted((k, v) for k, v in sent.items() if k != "x-request-id")))
+        key = (service, body, _dedupe_headers(endpoint, sent))
         pending = self._in_flight.get(key)
         if pending is not None:
             return await asyncio.shield(pending)
@@ -210,6 +214,20 @@ class Fetcher:
     async def close(self) -> None:
         if self._session is not None:
             await self._session.close()
+
+
+def _dedupe_headers(
+    endpoint: SubgraphEndpoint, sent: Mapping[str, str]
+) -> tuple[tuple[str, str], ...]:
+    """The headers that make two fetches different requests. The request id never does. The
+    client address does not either unless the subgraph says its queries depend on it:
+    anonymous clients asking the same thing at once are the case deduplication is for, and
+    our subgraphs read the address in mutations only (never merged). Authorization and
+    everything else the client sent still split fetches, so nobody gets another's answer."""
+    ignored = {"x-request-id"}
+    if not endpoint.dedupe_per_address:
+        ignored.add(CLIENT_ADDRESS_HEADER)
+    return tuple(sorted((k, v) for k, v in sent.items() if k not in ignored))
 
 
 def _failure(endpoint: SubgraphEndpoint, code: str, message: str) -> SubgraphResponse:

@@ -10,6 +10,7 @@ from urllib.parse import urlsplit
 
 from starlette.types import Scope
 
+from subgraphs.kernel.proxies import TrustedProxies
 from supergraph.passthrough.routes import Upstream, origin_key
 
 # RFC 9110 §7.6.1, plus the proxy ones clients still send.
@@ -60,7 +61,7 @@ class Forwarding:
         return f"{self.proto}://{self.host}"
 
 
-def forwarding(scope: Scope, trusted_proxies: frozenset[str]) -> Forwarding:
+def forwarding(scope: Scope, trusted_proxies: TrustedProxies) -> Forwarding:
     """A trusted proxy in front of the router vouches for the chain, scheme and host it
     reports; anyone else's claims are dropped and the router reports what it saw itself."""
     headers: list[tuple[bytes, bytes]] = scope["headers"]

@@ -18,6 +18,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from yarl import URL
 
 from subgraphs.kernel.logging import request_id_var
+from subgraphs.kernel.proxies import TrustedProxies
 from supergraph.edge.telemetry import Telemetry
 from supergraph.passthrough.headers import forwarding, request_headers, response_headers
 from supergraph.passthrough.routes import Route, Upstream, match, unsafe_path
@@ -60,7 +61,7 @@ class PassThrough:
         upstreams: Callable[[], Mapping[str, Upstream]],
         *,
         telemetry: Telemetry,
-        trusted_proxies: frozenset[str],
+        trusted_proxies: TrustedProxies,
         timeout: float,
         max_connections: int = 512,
     ) -> None:

@@ -1,10 +1,12 @@
 """Two small subgraphs for the router's failure tests: `stable` always behaves; `flaky`
 misbehaves in the way its `--mode` says (slow, malformed JSON, HTTP 500, errors on some
-entities), so each failure can be produced on demand by a real process."""
+entities), so each failure can be produced on demand by a real process. `forwardedFor` fields
+answer with the X-Forwarded-For a request reached the subgraph with."""
 
 from __future__ import annotations
 
 import asyncio
+from collections import Counter
 from typing import Any
 
 import strawberry
@@ -13,18 +15,28 @@ from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
 from starlette.routing import Route
 from strawberry.asgi import GraphQL
+from strawberry.types import Info
 
 THINGS = {str(i): f"thing {i}" for i in range(1, 6)}
+# Requests `forwardedFor(tag:)` received per tag: how many fetches the router really sent.
+CALLS: Counter[str] = Counter()
+
+
+def forwarded_header(info: Info) -> str | None:
+    """Every X-Forwarded-For line of the request (HTTP, or a WebSocket's upgrade) as sent."""
+    lines = info.context["request"].headers.getlist("x-forwarded-for")
+    return " | ".join(lines) if lines else None
 
 
 @strawberry.federation.type(keys=["id"], name="Thing")
 class StableThing:
     id: strawberry.ID
     name: str
+    forwarded_for: str | None = None
 
     @classmethod
-    def resolve_reference(cls, id: strawberry.ID) -> StableThing:
-        return StableThing(id=id, name=THINGS[str(id)])
+    def resolve_reference(cls, id: strawberry.ID, info: Info) -> StableThing:
+        return StableThing(id=id, name=THINGS[str(id)], forwarded_for=forwarded_header(info))
 
 
 @strawberry.type
@@ -32,6 +44,16 @@ class StableQuery:
     @strawberry.field
     def stable(self) -> str:
         return "stable"
+
+    @strawberry.field
+    async def forwarded_for(self, info: Info, tag: str = "", ms: int = 0) -> str | None:
+        CALLS[tag] += 1
+        await asyncio.sleep(ms / 1000)
+        return forwarded_header(info)
+
+    @strawberry.field
+    def calls(self, tag: str) -> int:
+        return CALLS[tag]
 
     @strawberry.field
     def things(self) -> list[StableThing]:

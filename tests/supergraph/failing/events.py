@@ -1,11 +1,13 @@
 """A subgraph with topic subscriptions, for the router's subscription tests: `publish` fans a
 message out to every subscriber of a topic in order, `activeSubscribers` says how many
 upstream subscriptions are open, and each message's `thing` is an entity another subgraph
-(`stable`) resolves."""
+(`stable`) resolves. `forwardedFor` is the X-Forwarded-For the subscription's upgrade request or
+the upload arrived with."""
 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import hashlib
 from collections import defaultdict
 from collections.abc import AsyncGenerator
@@ -14,6 +16,9 @@ import strawberry
 from strawberry.federation.schema_directives import Key
 from strawberry.federation.types import FieldSet
 from strawberry.file_uploads import Upload
+from strawberry.types import Info
+
+from tests.supergraph.failing.apps import forwarded_header
 
 _subscribers: dict[str, set[asyncio.Queue[Message]]] = defaultdict(set)
 _sequence: dict[str, int] = defaultdict(int)
@@ -30,6 +35,7 @@ class Message:
     seq: int
     body: str
     thing: ThingRef
+    forwarded_for: str | None = None
 
 
 @strawberry.type
@@ -47,12 +53,13 @@ class Stored:
     size: int
     sha256: str
     thing: ThingRef
+    forwarded_for: str | None = None
 
 
 @strawberry.type
 class Mutation:
     @strawberry.mutation
-    async def store(self, file: Upload, note: str = "") -> Stored:
+    async def store(self, info: Info, file: Upload, note: str = "") -> Stored:
         digest = hashlib.sha256()
         size = 0
         while chunk := await file.read(1 << 20):
@@ -63,6 +70,7 @@ class Mutation:
             size=size,
             sha256=digest.hexdigest(),
             thing=ThingRef(id=strawberry.ID("1")),
+            forwarded_for=forwarded_header(info),
         )
 
     @strawberry.mutation
@@ -81,12 +89,13 @@ class Mutation:
 @strawberry.type
 class Subscription:
     @strawberry.subscription
-    async def messages(self, topic: str) -> AsyncGenerator[Message, None]:
+    async def messages(self, info: Info, topic: str) -> AsyncGenerator[Message, None]:
+        seen = forwarded_header(info)
         queue: asyncio.Queue[Message] = asyncio.Queue()
         _subscribers[topic].add(queue)
         try:
             while True:
-                yield await queue.get()
+                yield dataclasses.replace(await queue.get(), forwarded_for=seen)
         finally:
             _subscribers[topic].discard(queue)
 
