@@ -123,6 +123,13 @@ def parse_id(value: str, field: str) -> str:
         raise BadUserInput("Not a valid id.", field=field) from None
 
 
+def cursor_id(value: Any) -> str:
+    """An id read back from a cursor: a UUID (canonical), or BAD_USER_INPUT on `after`."""
+    if not isinstance(value, str) or not is_id(value):
+        raise BadUserInput("Invalid cursor.", field="after")
+    return str(uuid.UUID(value))
+
+
 def is_id(value: str) -> bool:
     try:
         uuid.UUID(str(value))
