@@ -12,12 +12,13 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
 from subgraphs.engagement import events
-from subgraphs.engagement.models import Follow, KnownUser, Notification, UserStats
+from subgraphs.engagement.models import Follow, Notification, UserStats
 from subgraphs.engagement.service.base import (
     Parts,
     cursor_id,
     insert,
     is_id,
+    known_user,
     member,
     parse_id,
     require,
@@ -70,7 +71,8 @@ class Follows:
             who = await member(session, claims, writing=True)
             if user_id == who.id:
                 raise BadUserInput("You cannot follow yourself.", field="userId")
-            target = await session.get(KnownUser, user_id)
+            # Held until commit: the followee's deletion waits, or has happened (NOT_FOUND).
+            target = await known_user(session, user_id, lock=True)
             if target is None or target.deleted:
                 raise NotFound("User not found.", field="userId")
             added = rowcount(
