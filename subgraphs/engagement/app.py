@@ -41,6 +41,7 @@ def create_app(settings: Settings | None = None) -> ASGIApp:
 
         runtime.add_background(consume)
     runtime.add_background(service.presence.run)
+    runtime.add_background(service.views.sweep)
 
     async def context(connection: HTTPConnection) -> EngagementContext:
         return await build_context(

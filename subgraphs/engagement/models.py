@@ -183,6 +183,20 @@ class VideoViewer(EngagementTable, table=True):
     session_completed: bool = False
 
 
+class AnonymousViewer(EngagementTable, table=True):
+    """A signed-out viewer (`c:<clientId>`) whose pings count toward a video from one client
+    address, until `anonymous_viewer_window` after its last ping; an address holds at most
+    `anonymous_viewers_per_ip` of them per video. Idle rows are swept, so addresses (kept as
+    digests) are not kept for longer than that."""
+
+    __tablename__ = "anonymous_viewers"
+
+    video_id: str = Field(primary_key=True, max_length=36)
+    address: str = Field(primary_key=True, max_length=32)
+    viewer_key: str = Field(primary_key=True, max_length=80)
+    last_seen_at: float = Field(index=True)
+
+
 class View(EngagementTable, table=True):
     """One counted view, kept for views per period."""
 

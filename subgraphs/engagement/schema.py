@@ -723,7 +723,8 @@ class Mutation:
     @strawberry.mutation(
         description="A progress ping from the player: the resume position, and views and "
         "watch time. Signed-out viewers send a clientId (16-64 of A-Z a-z 0-9 - _), kept by "
-        "the client, so their views count once."
+        "the client, so their views count once; a few client ids per client address count "
+        "toward a video at a time."
     )
     async def record_watch_progress(
         self,
@@ -733,7 +734,11 @@ class Mutation:
         client_id: str | None = None,
     ) -> WatchProgress:
         progress = await info.context.service.views.record(
-            info.context.viewer, str(video_id), position_seconds, client_id
+            info.context.viewer,
+            str(video_id),
+            position_seconds,
+            client_id,
+            address=info.context.client_ip,
         )
         return WatchProgress.of(progress)
 
@@ -888,7 +893,8 @@ class Subscription:
 
     @strawberry.subscription(
         description="The stream's viewer count now, then each time it changes. Holding this "
-        "subscription open is what makes the caller a viewer."
+        "subscription open is what makes the caller a viewer (signed out: up to a few per "
+        "client address)."
     )
     async def viewer_count_changed(
         self, info: EngagementInfo, stream_id: strawberry.ID
@@ -896,7 +902,9 @@ class Subscription:
         presence = info.context.service.presence
         # Subscribed before joining, so no change after our own join can be missed.
         async with info.context.bus.subscribe(events.CHAT_VIEWERS) as messages:
-            joined = await presence.join(info.context.viewer, str(stream_id))
+            joined = await presence.join(
+                info.context.viewer, str(stream_id), address=info.context.client_ip
+            )
             try:
                 count, version = joined.viewer_count, joined.version
                 yield count

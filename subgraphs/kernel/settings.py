@@ -86,6 +86,12 @@ class Settings(BaseSettings):
     watch_session_idle: float = Field(default=600.0, gt=0)
     # A live viewer not renewed within this many seconds (its replica died) stops counting.
     presence_ttl: float = Field(default=30.0, gt=0)
+    # Signed-out viewers are client ids the client makes up, so each client address may have
+    # at most this many counting toward one video at once, each for anonymous_viewer_window
+    # seconds after its last ping, and at most anonymous_presence_per_ip live viewers per stream.
+    anonymous_viewers_per_ip: int = Field(default=5, ge=1)
+    anonymous_viewer_window: float = Field(default=1800.0, gt=0)
+    anonymous_presence_per_ip: int = Field(default=5, ge=1)
 
     # The origin clients reach (the router): upload and media URLs are built on it.
     public_url: str | None = None

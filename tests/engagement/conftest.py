@@ -4,10 +4,12 @@ test module, and a `Stack` to drive them."""
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
 
 import pytest
 
 from tests.engagement.stack import Stack, running_services
+from tests.engagement.world import World, open_world
 from tests.support.processes import Environment, ServiceProcess, environment
 
 # The embedded default, and the scaled-out one.
@@ -46,3 +48,17 @@ async def stack(
     running = Stack(engagement_env, auth.url, engagement.url)
     yield running
     await running.close()
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """A fresh engagement database per test: top videos and totals span the whole platform."""
+    with environment(tmp_path, database=request.param, bus="local") as env:
+        yield env.settings().database_url_for("engagement")
+
+
+@pytest.fixture
+async def world(database_url: str, tmp_path: Path) -> AsyncIterator[World]:
+    """Engagement in this process on that database, with a scripted clock (`world.py`)."""
+    async with open_world(database_url, tmp_path) as running:
+        yield running

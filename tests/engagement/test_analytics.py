@@ -4,102 +4,12 @@ a scripted clock, so the history can span hours without the test waiting for the
 
 from __future__ import annotations
 
-import itertools
-import time
 import uuid
-from collections.abc import AsyncIterator, Iterator
-from pathlib import Path
-from typing import Any
 
 import pytest
 
-from subgraphs.engagement.service import EngagementService
-from subgraphs.kernel.bus import Message
-from subgraphs.kernel.db import Database
 from subgraphs.kernel.errors import BadUserInput, Forbidden, NotFound, RateLimited, Unauthenticated
-from subgraphs.kernel.migrations import upgrade
-from subgraphs.kernel.settings import Settings
-from subgraphs.kernel.tokens import AccessClaims
-from tests.support.processes import environment
-
-T0 = 2_000_000_000.0  # the scripted "now" starts here
-DAY = 86400.0
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = T0
-
-    def __call__(self) -> float:
-        return self.now
-
-
-@pytest.fixture(params=["sqlite", "postgres"])
-def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    """A fresh engagement database per test: top videos and totals span the whole platform."""
-    with environment(tmp_path, database=request.param, bus="local") as env:
-        yield env.settings().database_url_for("engagement")
-
-
-@pytest.fixture
-async def world(database_url: str, tmp_path: Path) -> AsyncIterator[World]:
-    await upgrade("engagement", database_url)
-    db = Database(database_url)
-    clock = Clock()
-    try:
-        yield World(EngagementService(db, Settings(data_dir=tmp_path), clock=clock), clock)
-    finally:
-        await db.dispose()
-
-
-_ids = itertools.count(1)
-
-
-class World:
-    """Users and videos told to engagement through its real event handlers."""
-
-    def __init__(self, service: EngagementService, clock: Clock) -> None:
-        self.service = service
-        self.clock = clock
-        self.handlers = service.projection.handlers()
-
-    async def event(self, topic: str, payload: dict[str, Any]) -> None:
-        message = Message(str(next(_ids)), topic, payload, published_at=time.time())
-        await self.handlers[topic](message)
-
-    async def user(self, role: str = "VIEWER") -> AccessClaims:
-        user_id = str(uuid.uuid4())
-        await self.event(
-            "auth.user.registered", {"userId": user_id, "role": role, "suspended": False}
-        )
-        return AccessClaims(user_id, role, uuid.uuid4().hex, 0, 2**40)
-
-    async def video(
-        self, owner: AccessClaims, duration: float = 100.0, visibility: str = "PUBLIC"
-    ) -> str:
-        video_id = str(uuid.uuid4())
-        await self.event(
-            "video.ready",
-            {
-                "videoId": video_id,
-                "ownerId": owner.subject,
-                "title": "t",
-                "visibility": visibility,
-                "durationSeconds": duration,
-            },
-        )
-        return video_id
-
-    async def ping(
-        self,
-        at: float,
-        video: str,
-        position: float,
-        who: AccessClaims | None = None,
-        client: str | None = None,
-    ) -> None:
-        self.clock.now = T0 + at
-        await self.service.views.record(who, video, position, client)
+from tests.engagement.world import DAY, T0, World
 
 
 async def test_a_scripted_viewing_history_gives_the_hand_computed_figures(world: World) -> None:

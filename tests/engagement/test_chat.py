@@ -4,6 +4,7 @@ ban, slow mode) by the stream's owner and admins, and the chat and presence subs
 from __future__ import annotations
 
 import uuid
+from contextlib import AsyncExitStack
 from typing import Any
 
 from tests.engagement.stack import Account, Stack, eventually
@@ -233,6 +234,30 @@ async def test_viewer_count_follows_who_is_watching(stack: Stack) -> None:
                 assert (await first.next())["data"]["viewerCountChanged"] == 2
         # Bob's connection closed: he stops counting.
         assert (await first.next())["data"]["viewerCountChanged"] == 1
+    await eventually(
+        lambda: stack.ok(STREAM, {"s": stream}),
+        lambda d: d["_entities"][0]["viewerCount"] == 0,
+        what="nobody watching",
+    )
+
+
+async def test_signed_out_sockets_from_one_address_count_as_five_viewers_at_most(
+    stack: Stack,
+) -> None:
+    owner, member = await stack.account(), await stack.account()
+    stream = await stack.stream(owner)
+    async with AsyncExitStack() as sockets:
+        seen = []
+        for _ in range(7):  # all from this machine's address
+            tab = await sockets.enter_async_context(
+                subscribe(stack.gql.url, VIEWERS, {"s": stream})
+            )
+            seen.append((await tab.next())["data"]["viewerCountChanged"])
+        assert seen == [1, 2, 3, 4, 5, 5, 5]
+        async with subscribe(stack.gql.url, VIEWERS, {"s": stream}, token=member.token) as signed:
+            assert (await signed.next())["data"]["viewerCountChanged"] == 6
+        count = (await stack.ok(STREAM, {"s": stream}))["_entities"][0]["viewerCount"]
+        assert count in (5, 6)  # the signed-in viewer is leaving
     await eventually(
         lambda: stack.ok(STREAM, {"s": stream}),
         lambda d: d["_entities"][0]["viewerCount"] == 0,

@@ -8,6 +8,7 @@ import time
 import uuid
 
 from tests.engagement.stack import Account, Stack
+from tests.support.processes import GraphQLClient
 
 PING = """
 mutation P($v: ID!, $p: Float!, $c: String) {
@@ -112,3 +113,36 @@ async def test_analytics_and_dashboards_are_guarded(stack: Stack) -> None:
         t["video"]["id"] != private
         for t in (await stack.ok(TOP, {"p": "ALL", "n": 100}))["topVideos"]
     )
+
+
+async def test_made_up_client_ids_from_one_address_stop_counting_after_five(stack: Stack) -> None:
+    """The reported attack: fresh client ids at two requests per view. The address is the
+    caller's as engagement's trusted proxy (the router) reports it in X-Forwarded-For."""
+    owner, viewer = await stack.account(), await stack.account()
+    video = await stack.video(owner, duration=2.0)  # a view after 1 s of playing
+    elsewhere = GraphQLClient(stack.gql.url, client_ip="198.51.100.23")
+    made_up = [uuid.uuid4().hex for _ in range(7)]
+    traveller = uuid.uuid4().hex
+    try:
+        for client in made_up:
+            await stack.ok(PING, {"v": video, "p": 0, "c": client})
+        body = await elsewhere.execute(PING, {"v": video, "p": 0, "c": traveller})
+        assert "errors" not in body, body
+        await stack.ok(PING, {"v": video, "p": 0}, as_=viewer)
+        await asyncio.sleep(1.2)  # real time played, which is what watch time is made of
+        for client in made_up:
+            answer = await stack.ok(PING, {"v": video, "p": 2.0, "c": client})
+            # Counted or not, the answer is the same.
+            assert answer == {"recordWatchProgress": {"positionSeconds": 2.0}}
+        body = await elsewhere.execute(PING, {"v": video, "p": 2.0, "c": traveller})
+        assert "errors" not in body, body
+        await stack.ok(PING, {"v": video, "p": 2.0}, as_=viewer)
+    finally:
+        await elsewhere.close()
+
+    analytics = (await stack.ok(ANALYTICS, {"v": video}, as_=owner))["videoAnalytics"]
+    # Five made-up ids from the first address, one from another, one signed-in viewer.
+    assert (analytics["views"], analytics["uniqueViewers"]) == (7, 7)
+    assert (await stack.ok(VIEWS, {"v": video}))["_entities"][0]["viewCount"] == 7
+    top = (await stack.ok(TOP, {"p": "DAY", "n": 100}))["topVideos"]
+    assert {"video": {"id": video}, "views": 7} in top

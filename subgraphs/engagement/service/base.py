@@ -3,6 +3,7 @@ projection), who may see a video, input checks, and dialect-neutral SQL pieces."
 
 from __future__ import annotations
 
+import hashlib
 import time
 import unicodedata
 import uuid
@@ -11,7 +12,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Table, and_, or_, true
+from sqlalchemy import Table, and_, or_, select, text, true
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.sql.elements import ColumnElement
@@ -50,13 +51,16 @@ class Member:
     is_admin: bool
 
 
-async def member(session: AsyncSession, claims: AccessClaims, *, writing: bool = False) -> Member:
+async def member(
+    session: AsyncSession, claims: AccessClaims, *, writing: bool = False, lock: bool = False
+) -> Member:
     """The caller behind a verified token, checked against what auth last told us.
 
     Admin rights need both the token and the projection (when it knows the user), so a
-    demoted admin loses them as soon as `auth.user.updated` arrives.
+    demoted admin loses them as soon as `auth.user.updated` arrives. A write (`writing`, or
+    `lock` for one a suspended account may still make) holds the user's row until it commits.
     """
-    user = await session.get(KnownUser, claims.subject)
+    user = await known_user(session, claims.subject, lock=writing or lock)
     if user is not None and user.deleted:
         raise Unauthenticated("This account no longer exists.")
     if writing and user is not None and user.suspended:
@@ -65,8 +69,25 @@ async def member(session: AsyncSession, claims: AccessClaims, *, writing: bool =
     return Member(id=claims.subject, is_admin=is_admin)
 
 
-async def optional_member(session: AsyncSession, claims: AccessClaims | None) -> Member | None:
-    return None if claims is None else await member(session, claims)
+async def optional_member(
+    session: AsyncSession, claims: AccessClaims | None, *, lock: bool = False
+) -> Member | None:
+    return None if claims is None else await member(session, claims, lock=lock)
+
+
+async def known_user(
+    session: AsyncSession, user_id: str, *, lock: bool = False
+) -> KnownUser | None:
+    """A user as auth's events described them; `lock` holds the row (FOR SHARE) until commit.
+
+    Applying `auth.user.deleted` locks the row FOR UPDATE first, so a write holding it either
+    finishes before the deletion starts (which then deletes what it wrote) or starts after it
+    and finds the account deleted: nothing is written for a user after their data went.
+    """
+    query = select(KnownUser).where(col(KnownUser.id) == user_id)
+    if lock:
+        query = query.with_for_update(read=True)
+    return (await session.execute(query)).scalar_one_or_none()
 
 
 def require(claims: AccessClaims | None) -> AccessClaims:
@@ -123,6 +144,13 @@ def parse_id(value: str, field: str) -> str:
         raise BadUserInput("Not a valid id.", field=field) from None
 
 
+def cursor_id(value: Any) -> str:
+    """An id read back from a cursor: a UUID (canonical), or BAD_USER_INPUT on `after`."""
+    if not isinstance(value, str) or not is_id(value):
+        raise BadUserInput("Invalid cursor.", field="after")
+    return str(uuid.UUID(value))
+
+
 def is_id(value: str) -> bool:
     try:
         uuid.UUID(str(value))
@@ -158,3 +186,19 @@ def insert(session: AsyncSession, target: type[SQLModel] | Table) -> Any:
 
 def rowcount(result: Any) -> int:
     return int(getattr(result, "rowcount", 0) or 0)
+
+
+def address_tag(address: str) -> str:
+    """A client address as engagement stores it: a fixed-size digest, good for telling
+    addresses apart, not for reading them at a glance (it is not anonymous)."""
+    return hashlib.blake2b(address.encode(), digest_size=16).hexdigest()
+
+
+async def serialise(session: AsyncSession, *names: str) -> None:
+    """Hold a lock on `names` until the transaction ends, for a count-then-insert that has no
+    row to lock. PostgreSQL takes an advisory lock; SQLite serialises writers already."""
+    if session.get_bind().dialect.name != "postgresql":
+        return
+    digest = hashlib.blake2b("\0".join(names).encode(), digest_size=8).digest()
+    key = int.from_bytes(digest, "big", signed=True)
+    await session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": key})

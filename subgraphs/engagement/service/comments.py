@@ -7,7 +7,6 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
 
 from sqlalchemy import or_, select, tuple_, update
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -18,6 +17,7 @@ from subgraphs.engagement.service.base import (
     Member,
     Parts,
     clean_text,
+    cursor_id,
     is_id,
     may_see,
     member,
@@ -27,7 +27,7 @@ from subgraphs.engagement.service.base import (
     visible_video,
 )
 from subgraphs.kernel.errors import BadUserInput, Forbidden, NotFound
-from subgraphs.kernel.pagination import decode_cursor, encode_cursor
+from subgraphs.kernel.pagination import cursor_int, cursor_time, decode_cursor, encode_cursor
 from subgraphs.kernel.tokens import AccessClaims
 
 ORDERS = ("NEWEST", "TOP")
@@ -40,17 +40,8 @@ class CommentPage:
     has_next_page: bool
 
 
-def _parse_time(value: Any) -> datetime:
-    try:
-        return datetime.fromisoformat(str(value))
-    except ValueError:
-        raise BadUserInput("Invalid cursor.", field="after") from None
-
-
-def _int(value: Any) -> int:
-    if not isinstance(value, int) or isinstance(value, bool):
-        raise BadUserInput("Invalid cursor.", field="after")
-    return value
+# Reply counts are INTEGER columns: a cursor's count past that is not one we issued.
+MAX_REPLY_COUNT = 2**31 - 1
 
 
 class Comments:
@@ -197,15 +188,20 @@ class Comments:
             key = (col(Comment.reply_count), col(Comment.created_at), col(Comment.id))
             if after is not None:
                 replies, created, comment_id = decode_cursor(after, 3)
-                query = query.where(
-                    tuple_(*key) < tuple_(_int(replies), _parse_time(created), str(comment_id))
+                position = (
+                    cursor_int(replies, minimum=0, maximum=MAX_REPLY_COUNT),
+                    cursor_time(created),
+                    cursor_id(comment_id),
                 )
+                query = query.where(tuple_(*key) < tuple_(*position))
             query = query.order_by(*(k.desc() for k in key))
         else:
             key2 = (col(Comment.created_at), col(Comment.id))
             if after is not None:
                 created, comment_id = decode_cursor(after, 2)
-                query = query.where(tuple_(*key2) < tuple_(_parse_time(created), str(comment_id)))
+                query = query.where(
+                    tuple_(*key2) < tuple_(cursor_time(created), cursor_id(comment_id))
+                )
             query = query.order_by(*(k.desc() for k in key2))
         async with self.parts.db.transaction() as session:
             rows = (await session.execute(query.limit(first + 1))).scalars().all()
@@ -225,7 +221,7 @@ class Comments:
             created, reply_id = decode_cursor(after, 2)
             query = query.where(
                 tuple_(col(Comment.created_at), col(Comment.id))
-                > tuple_(_parse_time(created), str(reply_id))
+                > tuple_(cursor_time(created), cursor_id(reply_id))
             )
         query = query.order_by(col(Comment.created_at), col(Comment.id)).limit(first + 1)
         async with self.parts.db.transaction() as session:

@@ -3,31 +3,43 @@ live start creates for each follower (fanned out to live subscribers through the
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
 
 from sqlalchemy import func, literal, select, tuple_, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
 from subgraphs.engagement import events
-from subgraphs.engagement.models import Follow, KnownUser, Notification, UserStats
+from subgraphs.engagement.models import Follow, Notification, UserStats
 from subgraphs.engagement.service.base import (
     Parts,
+    cursor_id,
     insert,
+    is_id,
+    known_user,
     member,
     parse_id,
     require,
     rowcount,
 )
 from subgraphs.kernel.errors import BadUserInput, Forbidden, NotFound
-from subgraphs.kernel.pagination import decode_cursor, encode_cursor
+from subgraphs.kernel.pagination import (
+    INT64_MAX,
+    cursor_int,
+    cursor_time,
+    decode_cursor,
+    encode_cursor,
+)
 from subgraphs.kernel.tokens import AccessClaims
 
 KINDS = ("NEW_VIDEO", "LIVE_STARTED")
 # Recipients per bus message when a notification fans out.
 FANOUT_CHUNK = 500
+# Ids one markNotificationsRead may name (a page is at most 100).
+MAX_MARKED = 100
+NOTIFICATION_ID = re.compile(r"[0-9]{1,19}")
 
 
 @dataclass(frozen=True)
@@ -59,7 +71,8 @@ class Follows:
             who = await member(session, claims, writing=True)
             if user_id == who.id:
                 raise BadUserInput("You cannot follow yourself.", field="userId")
-            target = await session.get(KnownUser, user_id)
+            # Held until commit: the followee's deletion waits, or has happened (NOT_FOUND).
+            target = await known_user(session, user_id, lock=True)
             if target is None or target.deleted:
                 raise NotFound("User not found.", field="userId")
             added = rowcount(
@@ -100,16 +113,15 @@ class Follows:
             who = await member(session, claims)
             if who.id != user_id and not who.is_admin:
                 raise Forbidden("Only the user can see whom they follow.")
+            if not is_id(user_id):
+                # An entity id we never issued: nobody, who follows nobody.
+                return FollowPage([], [], False, 0)
             query = select(Follow).where(col(Follow.follower_id) == user_id)
             if after is not None:
                 created, followee = decode_cursor(after, 2)
-                try:
-                    when = datetime.fromisoformat(str(created))
-                except ValueError:
-                    raise BadUserInput("Invalid cursor.", field="after") from None
                 query = query.where(
                     tuple_(col(Follow.created_at), col(Follow.followee_id))
-                    < tuple_(when, str(followee))
+                    < tuple_(cursor_time(created), cursor_id(followee))
                 )
             query = query.order_by(col(Follow.created_at).desc(), col(Follow.followee_id).desc())
             rows = (await session.execute(query.limit(first + 1))).scalars().all()
@@ -123,17 +135,17 @@ class Follows:
         )
 
     async def stats(self, user_ids: Sequence[str]) -> dict[str, UserStats]:
+        valid = [u for u in user_ids if is_id(u)]
         async with self.parts.db.transaction() as session:
-            rows = await session.execute(
-                select(UserStats).where(col(UserStats.user_id).in_(user_ids))
-            )
+            rows = await session.execute(select(UserStats).where(col(UserStats.user_id).in_(valid)))
             return {s.user_id: s for s in rows.scalars().all()}
 
     async def followed_by(self, follower_id: str, user_ids: Sequence[str]) -> set[str]:
         async with self.parts.db.transaction() as session:
             rows = await session.execute(
                 select(col(Follow.followee_id)).where(
-                    col(Follow.follower_id) == follower_id, col(Follow.followee_id).in_(user_ids)
+                    col(Follow.follower_id) == follower_id,
+                    col(Follow.followee_id).in_([u for u in user_ids if is_id(u)]),
                 )
             )
             return set(rows.scalars().all())
@@ -205,9 +217,7 @@ class Follows:
             query = select(Notification).where(col(Notification.user_id) == who.id)
             if after is not None:
                 (last,) = decode_cursor(after, 1)
-                if not isinstance(last, int) or isinstance(last, bool):
-                    raise BadUserInput("Invalid cursor.", field="after")
-                query = query.where(col(Notification.id) < last)
+                query = query.where(col(Notification.id) < cursor_int(last))
             rows = (
                 (
                     await session.execute(
@@ -235,12 +245,7 @@ class Follows:
         Ids of other users' notifications change nothing.
         """
         claims = require(claims)
-        numbers: list[int] | None = None
-        if ids is not None:
-            try:
-                numbers = [int(i) for i in ids]
-            except ValueError:
-                raise BadUserInput("Not a valid notification id.", field="ids") from None
+        numbers = None if ids is None else _notification_ids(ids)
         async with self.parts.db.transaction() as session:
             who = await member(session, claims)
             query = update(Notification).where(
@@ -250,6 +255,19 @@ class Follows:
                 query = query.where(col(Notification.id).in_(numbers))
             result = await session.execute(query.values(read_at=self.parts.now()))
         return rowcount(result)
+
+
+def _notification_ids(ids: Sequence[str]) -> list[int]:
+    """Notification ids as we issue them: decimal BIGINTs, at most `MAX_MARKED` of them."""
+    if len(ids) > MAX_MARKED:
+        raise BadUserInput(f"At most {MAX_MARKED} ids at a time.", field="ids")
+    numbers = []
+    for value in ids:
+        # Not int(): it also takes " 1", "+1" and "1_000", and numbers no BIGINT holds.
+        if not NOTIFICATION_ID.fullmatch(value) or int(value) > INT64_MAX:
+            raise BadUserInput("Not a valid notification id.", field="ids")
+        numbers.append(int(value))
+    return numbers
 
 
 async def _adjust(

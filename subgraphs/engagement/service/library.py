@@ -16,6 +16,7 @@ from subgraphs.engagement.models import KnownVideo, SavedVideo, WatchHistory
 from subgraphs.engagement.service.base import (
     Member,
     Parts,
+    cursor_id,
     insert,
     member,
     parse_id,
@@ -26,7 +27,7 @@ from subgraphs.engagement.service.base import (
 )
 from subgraphs.engagement.service.views import COMPLETION, Progress
 from subgraphs.kernel.errors import BadUserInput, Forbidden
-from subgraphs.kernel.pagination import decode_cursor, encode_cursor
+from subgraphs.kernel.pagination import cursor_time, decode_cursor, encode_cursor
 from subgraphs.kernel.tokens import AccessClaims
 
 LISTS = ("WATCH_LATER", "FAVORITES")
@@ -54,10 +55,7 @@ def _after(after: str | None) -> tuple[datetime, str] | None:
     if after is None:
         return None
     when, video_id = decode_cursor(after, 2)
-    try:
-        return datetime.fromisoformat(str(when)), str(video_id)
-    except ValueError:
-        raise BadUserInput("Invalid cursor.", field="after") from None
+    return cursor_time(when), cursor_id(video_id)
 
 
 def _list(name: str) -> str:

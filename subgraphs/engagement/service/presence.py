@@ -1,7 +1,8 @@
 """Who is watching a live stream, correct across replicas: each open `viewerCountChanged`
 subscription is a row its replica renews; a row whose replica stopped renewing it (the
 process died) expires. Every change publishes the new count with a per-room version, so a
-subscriber on any replica can drop counts that arrive out of order."""
+subscriber on any replica can drop counts that arrive out of order. Signed-out viewers count
+per connection, at most `anonymous_presence_per_ip` per client address and stream."""
 
 from __future__ import annotations
 
@@ -21,7 +22,14 @@ from sqlmodel import col
 
 from subgraphs.engagement import events
 from subgraphs.engagement.models import ChatRoom, Presence
-from subgraphs.engagement.service.base import Parts, is_id, live_room, parse_id, rowcount
+from subgraphs.engagement.service.base import (
+    Parts,
+    address_tag,
+    is_id,
+    live_room,
+    parse_id,
+    rowcount,
+)
 from subgraphs.kernel.tokens import AccessClaims
 
 log = logging.getLogger(__name__)
@@ -40,14 +48,19 @@ class LivePresence:
         self.parts = parts
         self.replica_id = f"{socket.gethostname()}-{os.getpid()}-{secrets.token_hex(4)}"
 
-    async def join(self, claims: AccessClaims | None, stream_id: str) -> Joined:
+    async def join(self, claims: AccessClaims | None, stream_id: str, *, address: str) -> Joined:
+        """Count the caller (from client `address`) as a viewer until `leave`."""
         stream_id = parse_id(stream_id, "streamId")
         connection_id = str(uuid.uuid4())
-        # Signed-in viewers count once however many tabs they open; anonymous ones per tab.
-        key = f"u:{claims.subject}" if claims is not None else f"a:{connection_id}"
         async with self.parts.db.transaction() as session:
             await live_room(session, stream_id)
             version = await self._lock_room(session, stream_id)
+            # Signed-in viewers count once however many tabs they open.
+            key = (
+                f"u:{claims.subject}"
+                if claims is not None
+                else await self._anonymous_key(session, stream_id, address)
+            )
             session.add(
                 Presence(
                     connection_id=connection_id,
@@ -62,6 +75,47 @@ class LivePresence:
         self.parts.on_events()
         return Joined(connection_id, stream_id, count, version)
 
+    async def _anonymous_key(self, session: AsyncSession, stream_id: str, address: str) -> str:
+        """A signed-out connection's key: one of the address's `anonymous_presence_per_ip`
+        places in the room (`a:<address digest>:<n>`), the first free one, else the one
+        fewest connections share. Each tab counts, up to that many per address: opening
+        sockets from one machine does not make a crowd. The room's lock is held."""
+        prefix = f"a:{address_tag(address)}:"
+        sharing = await self._places(session, stream_id, prefix)
+        places = [f"{prefix}{n}" for n in range(self.parts.settings.anonymous_presence_per_ip)]
+        return min(places, key=lambda place: sharing.get(place, 0))
+
+    async def _places(self, session: AsyncSession, stream_id: str, prefix: str) -> dict[str, int]:
+        """How many live connections share each key starting with `prefix`."""
+        rows = await session.execute(
+            select(col(Presence.viewer_key), func.count())
+            .where(
+                col(Presence.stream_id) == stream_id,
+                col(Presence.viewer_key).startswith(prefix, autoescape=True),
+                col(Presence.expires_at) > self.parts.clock(),
+            )
+            .group_by(col(Presence.viewer_key))
+        )
+        return {key: int(n) for key, n in rows.all()}
+
+    async def _refill(self, session: AsyncSession, stream_id: str, freed: str) -> None:
+        """After a signed-out connection left its place, move one that shares another place
+        of the same address into it, so an address counts as min(connections, allowance)."""
+        sharing = await self._places(session, stream_id, freed.rsplit(":", 1)[0] + ":")
+        crowded = [key for key, n in sharing.items() if n > 1]
+        if sharing.get(freed) or not crowded:
+            return
+        mover = (
+            await session.execute(
+                select(col(Presence.connection_id))
+                .where(col(Presence.stream_id) == stream_id, col(Presence.viewer_key) == crowded[0])
+                .limit(1)
+            )
+        ).scalar_one()
+        await session.execute(
+            update(Presence).where(col(Presence.connection_id) == mover).values(viewer_key=freed)
+        )
+
     async def leave(self, connection_id: str) -> None:
         async with self.parts.db.transaction() as session:
             row = await session.get(Presence, connection_id)
@@ -71,6 +125,8 @@ class LivePresence:
             await session.execute(
                 delete(Presence).where(col(Presence.connection_id) == connection_id)
             )
+            if row.viewer_key.startswith("a:"):
+                await self._refill(session, row.stream_id, row.viewer_key)
             await self._publish(session, row.stream_id, version)
         self.parts.on_events()
 

@@ -20,6 +20,7 @@ from sqlmodel import SQLModel, col
 
 from subgraphs.engagement import events
 from subgraphs.engagement.models import (
+    AnonymousViewer,
     ChatBan,
     ChatMessage,
     ChatRoom,
@@ -251,24 +252,33 @@ class Projection:
     # --- cleanup ------------------------------------------------------------------------
 
     async def forget_user(self, session: AsyncSession, user_id: str) -> None:
-        """Delete a deleted user's engagement, keeping only anonymous aggregates."""
+        """Delete a deleted user's engagement, keeping only anonymous aggregates.
+
+        Counters move by what the DELETEs return, never by rows read before them: a change
+        of the user's (an unfollow, say) that commits meanwhile has moved them for its row
+        already, and PostgreSQL deletes the row as that change left it, or not at all. The
+        reactions and follows are deleted before their counters move (at the end, in id
+        order), so this never holds a like or follower counter while it waits for a row that
+        a transaction holding that counter has locked.
+        """
         now = self.parts.now()
         reactions = (
             await session.execute(
-                select(col(Reaction.video_id), col(Reaction.kind)).where(
-                    col(Reaction.user_id) == user_id
-                )
+                delete(Reaction)
+                .where(col(Reaction.user_id) == user_id)
+                .returning(col(Reaction.video_id), col(Reaction.kind))
             )
         ).all()
-        for video_id, kind in reactions:
-            if kind in ("LIKE", "DISLIKE"):
-                counter = "like_count" if kind == "LIKE" else "dislike_count"
-                await session.execute(
-                    update(VideoStats)
-                    .where(col(VideoStats.video_id) == video_id)
-                    .values({counter: getattr(VideoStats, counter) - 1})
-                )
-        await session.execute(delete(Reaction).where(col(Reaction.user_id) == user_id))
+        losses: list[tuple[str, str]] = []
+        for column, other, counter in (
+            (Follow.follower_id, Follow.followee_id, "follower_count"),
+            (Follow.followee_id, Follow.follower_id, "following_count"),
+        ):
+            deleted = await session.execute(
+                delete(Follow).where(col(column) == user_id).returning(col(other))
+            )
+            losses += [(other_id, counter) for other_id in deleted.scalars().all()]
+        await session.execute(delete(UserStats).where(col(UserStats.user_id) == user_id))
         comments = (
             (
                 await session.execute(
@@ -286,23 +296,20 @@ class Projection:
         await session.execute(
             update(Comment).where(col(Comment.author_id) == user_id).values(author_id=None)
         )
-        for column, other, counter in (
-            (Follow.follower_id, Follow.followee_id, "follower_count"),
-            (Follow.followee_id, Follow.follower_id, "following_count"),
-        ):
-            others = (
-                (await session.execute(select(col(other)).where(col(column) == user_id)))
-                .scalars()
-                .all()
-            )
-            for other_id in others:
+        for video_id, kind in sorted(reactions):
+            if kind in ("LIKE", "DISLIKE"):
+                counter = "like_count" if kind == "LIKE" else "dislike_count"
                 await session.execute(
-                    update(UserStats)
-                    .where(col(UserStats.user_id) == other_id)
-                    .values({counter: getattr(UserStats, counter) - 1})
+                    update(VideoStats)
+                    .where(col(VideoStats.video_id) == video_id)
+                    .values({counter: getattr(VideoStats, counter) - 1})
                 )
-            await session.execute(delete(Follow).where(col(column) == user_id))
-        await session.execute(delete(UserStats).where(col(UserStats.user_id) == user_id))
+        for other_id, counter in sorted(losses):
+            await session.execute(
+                update(UserStats)
+                .where(col(UserStats.user_id) == other_id)
+                .values({counter: getattr(UserStats, counter) - 1})
+            )
         await session.execute(delete(WatchHistory).where(col(WatchHistory.user_id) == user_id))
         await session.execute(delete(SavedVideo).where(col(SavedVideo.user_id) == user_id))
         await session.execute(
@@ -336,6 +343,7 @@ class Projection:
             Comment,
             WatchHistory,
             SavedVideo,
+            AnonymousViewer,
             VideoViewer,
             View,
             VideoRetention,

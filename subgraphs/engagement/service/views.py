@@ -4,21 +4,26 @@ retention, top videos and the creator and platform dashboards.
 Watch time only grows by what the real time between two pings allows, so a client cannot
 inflate it by reporting positions far ahead. A view counts once a viewing session has
 `view_min_seconds` of watch time (or half of a shorter video), at most once per viewer per
-`view_window`.
+`view_window`. Signed-out viewers are client ids the client makes up, so one client address
+has at most `anonymous_viewers_per_ip` of them counting toward a video at a time.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import logging
 import math
 import re
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import distinct, func, select, update
+from sqlalchemy import delete, distinct, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
 from subgraphs.engagement.models import (
+    AnonymousViewer,
     ChatRoom,
     Comment,
     Follow,
@@ -34,6 +39,7 @@ from subgraphs.engagement.models import (
 )
 from subgraphs.engagement.service.base import (
     Parts,
+    address_tag,
     insert,
     may_see,
     member,
@@ -41,6 +47,7 @@ from subgraphs.engagement.service.base import (
     parse_id,
     require,
     rowcount,
+    serialise,
     visible_video,
 )
 from subgraphs.kernel.errors import BadUserInput, Forbidden, NotFound
@@ -56,6 +63,10 @@ MAX_POSITION = 7 * 24 * 3600.0
 END_TOLERANCE = 1.0
 CLIENT_ID = re.compile(r"^[A-Za-z0-9_-]{16,64}$")
 PERIODS = {"DAY": 86400.0, "WEEK": 7 * 86400.0, "MONTH": 30 * 86400.0, "ALL": None}
+# How often each replica deletes signed-out viewers idle past the window.
+SWEEP_INTERVAL = 60.0
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -145,13 +156,18 @@ class Views:
         video_id: str,
         position: float,
         client_id: str | None = None,
+        *,
+        address: str,
     ) -> Progress:
+        """A ping from `address` (the caller's client address). A signed-out client id past
+        its address's allowance is answered like any other and counts toward nothing."""
         video_id = parse_id(video_id, "videoId")
         if not math.isfinite(position) or position < 0:
             raise BadUserInput("Position must be a number of seconds, 0 or more.", field="position")
         key = viewer_key(claims, client_id)
         async with self.parts.db.transaction() as session:
-            who = await optional_member(session, claims)
+            # Locked: the user's deletion must not run between this and the history it writes.
+            who = await optional_member(session, claims, lock=True)
             video = await visible_video(session, video_id, who)
             duration = video.duration_seconds
             limit = duration + END_TOLERANCE if duration else MAX_POSITION
@@ -160,11 +176,80 @@ class Views:
             if duration:
                 position = min(position, duration)
             now = self.parts.clock()
-            await self._ping(session, video_id, key, position, duration, now)
+            if who is not None or await self._admit(session, video_id, key, address, now):
+                await self._ping(session, video_id, key, position, duration, now)
             watched_at = self.parts.now()
             if who is not None:
                 await self._remember(session, who.id, video_id, position, watched_at)
         return Progress(video_id, position, duration, watched_at)
+
+    async def _admit(
+        self, session: AsyncSession, video_id: str, key: str, address: str, now: float
+    ) -> bool:
+        """Whether a signed-out viewer's ping counts toward the video.
+
+        One client address has at most `anonymous_viewers_per_ip` client ids counting toward
+        a video at once; each keeps its place while it pings within `anonymous_viewer_window`.
+        So a script making up client ids gets that many views per address and window, not
+        one per two requests, while a household sharing an address still counts.
+        """
+        settings = self.parts.settings
+        tag = address_tag(address)
+        # One admission at a time per video and address, on every replica.
+        await serialise(session, "anonymous-viewers", video_id, tag)
+        cutoff = now - settings.anonymous_viewer_window
+        same_address = (
+            col(AnonymousViewer.video_id) == video_id,
+            col(AnonymousViewer.address) == tag,
+        )
+        renewed = await session.execute(
+            update(AnonymousViewer)
+            .where(
+                *same_address,
+                col(AnonymousViewer.viewer_key) == key,
+                col(AnonymousViewer.last_seen_at) > cutoff,
+            )
+            .values(last_seen_at=now)
+        )
+        if rowcount(renewed):
+            return True
+        counting = (
+            await session.execute(
+                select(func.count()).where(
+                    *same_address, col(AnonymousViewer.last_seen_at) > cutoff
+                )
+            )
+        ).scalar_one()
+        if counting >= settings.anonymous_viewers_per_ip:
+            return False
+        await session.execute(
+            insert(session, AnonymousViewer)
+            .values(video_id=video_id, address=tag, viewer_key=key, last_seen_at=now)
+            .on_conflict_do_update(
+                index_elements=["video_id", "address", "viewer_key"], set_={"last_seen_at": now}
+            )
+        )
+        return True
+
+    async def forget_idle_viewers(self) -> int:
+        """Delete signed-out viewers idle past the window: their addresses are not kept."""
+        cutoff = self.parts.clock() - self.parts.settings.anonymous_viewer_window
+        async with self.parts.db.transaction() as session:
+            return rowcount(
+                await session.execute(
+                    delete(AnonymousViewer).where(col(AnonymousViewer.last_seen_at) <= cutoff)
+                )
+            )
+
+    async def sweep(self, stop: asyncio.Event) -> None:
+        """Each replica's sweep of idle signed-out viewers, until stopped."""
+        while not stop.is_set():
+            try:
+                await self.forget_idle_viewers()
+            except Exception:
+                log.exception("sweeping idle anonymous viewers failed; retrying")
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), SWEEP_INTERVAL)
 
     async def _ping(
         self,
