@@ -96,6 +96,32 @@ async def test_fifty_followers_at_once_count_fifty(stack: Stack) -> None:
     assert (await user(stack, creator))["followerCount"] == 30
 
 
+async def test_people_following_each_other_at_once_neither_deadlock_nor_miscount(
+    stack: Stack,
+) -> None:
+    pairs = [(await stack.account(), await stack.account()) for _ in range(10)]
+    for a, b in pairs:
+        await stack.known(a, by=b)
+        await stack.known(b, by=a)
+    # Each pair follows each other at the same moment, in both directions at once.
+    await asyncio.gather(
+        *(stack.ok(FOLLOW, {"u": b.id}, as_=a) for a, b in pairs),
+        *(stack.ok(FOLLOW, {"u": a.id}, as_=b) for a, b in pairs),
+    )
+    for a, b in pairs:
+        for person in (a, b):
+            counts = await user(stack, person, as_=person)
+            assert counts["followerCount"] == 1
+            assert counts["followingCount"] == 1
+    await asyncio.gather(
+        *(stack.ok(UNFOLLOW, {"u": b.id}, as_=a) for a, b in pairs),
+        *(stack.ok(UNFOLLOW, {"u": a.id}, as_=b) for a, b in pairs),
+    )
+    for a, _ in pairs:
+        counts = await user(stack, a, as_=a)
+        assert (counts["followerCount"], counts["followingCount"]) == (0, 0)
+
+
 async def test_follow_input_and_privacy(stack: Stack) -> None:
     creator, fan, other = await stack.account(), await stack.account(), await stack.account()
     admin = await stack.admin()

@@ -83,8 +83,7 @@ class Follows:
                 )
             )
             if added:
-                await _adjust(session, user_id, followers=+1)
-                await _adjust(session, who.id, following=+1)
+                await _adjust_both(session, follower=who.id, followee=user_id, delta=+1)
         return user_id
 
     async def unfollow(self, claims: AccessClaims | None, user_id: str) -> str:
@@ -100,8 +99,7 @@ class Follows:
                 )
             )
             if removed:
-                await _adjust(session, user_id, followers=-1)
-                await _adjust(session, who.id, following=-1)
+                await _adjust_both(session, follower=who.id, followee=user_id, delta=-1)
         return user_id
 
     async def following(
@@ -268,6 +266,14 @@ def _notification_ids(ids: Sequence[str]) -> list[int]:
             raise BadUserInput("Not a valid notification id.", field="ids")
         numbers.append(int(value))
     return numbers
+
+
+async def _adjust_both(session: AsyncSession, *, follower: str, followee: str, delta: int) -> None:
+    """Both counters of one follow, in user-id order: two people following each other at once
+    lock the same two rows in the same order, so they queue instead of deadlocking."""
+    changes = {followee: {"followers": delta}, follower: {"following": delta}}
+    for user_id in sorted(changes):
+        await _adjust(session, user_id, **changes[user_id])
 
 
 async def _adjust(
