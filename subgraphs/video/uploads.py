@@ -4,12 +4,11 @@ GraphQL multipart uploads. No HTTP or GraphQL in here.
 A resumable upload's bytes arrive as parts: each PATCH is stored as its own object under
 `uploads/<videoId>/parts/` and recorded only if the upload's offset is still the one it
 started at, so racing PATCHes cannot both land and any replica can take the next one. Bytes
-received before a connection broke are kept. An upload has at most
-`video_upload_max_parts` parts, and a user at most `video_max_open_uploads` uploads waiting
-for bytes. When the last byte is in, the parts are joined
-into `uploads/<videoId>/source` and the video moves to PROCESSING with its `media.transcode`
-job in the same transaction. A sweep finishes joins a crash interrupted and deletes uploads
-that expired unfinished.
+received before a connection broke are kept. An upload has at most `video_upload_max_parts`
+parts, and a user at most `video_max_open_uploads` uploads waiting for bytes. When the last
+byte is in, the parts are joined into `uploads/<videoId>/source` and the video moves to
+PROCESSING with its `media.transcode` job in the same transaction. A sweep finishes joins a
+crash interrupted and deletes uploads that expired unfinished.
 """
 
 from __future__ import annotations
@@ -18,7 +17,6 @@ import asyncio
 import contextlib
 import hashlib
 import logging
-import math
 import uuid
 from collections.abc import AsyncIterable, AsyncIterator, Callable
 from dataclasses import dataclass, field
@@ -273,7 +271,7 @@ class UploadService:
             return upload
         least, last_part = await self._least_bytes(upload)
         if content_length is not None and content_length < least:
-            raise PartTooSmall(self._too_small(upload, least, last_part))
+            raise PartTooSmall(self._too_small(least, last_part))
         key = f"{_parts_prefix(upload.video_id)}{offset:020d}.{uuid.uuid4().hex}"
         hasher = CHECKSUM_ALGORITHMS[checksum.algorithm]() if checksum else None
         counted = _Counted(body, room=room, hasher=hasher)
@@ -297,7 +295,7 @@ class UploadService:
             keep = interrupted() and not last_part
             if not keep and not interrupted():
                 await self._discard(key)
-                raise PartTooSmall(self._too_small(upload, least, last_part))
+                raise PartTooSmall(self._too_small(least, last_part))
         if not keep:
             await self._discard(key)
             return upload
@@ -335,7 +333,8 @@ class UploadService:
         """The fewest bytes the next PATCH must carry, and whether it is the upload's last
         allowed part. An upload has at most `video_upload_max_parts` parts: every part but
         the one that finishes it carries at least 1/max_parts of it, and once only one part
-        is left it must carry every remaining byte."""
+        is left it must carry every remaining byte. Counted before the bytes are stored: a
+        part that lands meanwhile moves the offset, and this PATCH then loses with 409."""
         maximum = self.settings.video_upload_max_parts
         async with self.db.transaction() as session:
             parts = (
@@ -348,9 +347,9 @@ class UploadService:
         room = upload.length - upload.offset
         if parts >= maximum - 1:
             return room, True
-        return min(room, math.ceil(upload.length / maximum)), False
+        return min(room, -(-upload.length // maximum)), False
 
-    def _too_small(self, upload: Upload, least: int, last_part: bool) -> str:
+    def _too_small(self, least: int, last_part: bool) -> str:
         maximum = self.settings.video_upload_max_parts
         if last_part:
             return (
