@@ -137,6 +137,10 @@ class Settings(BaseSettings):
     video_user_quota_bytes: int = Field(default=50 * GiB, ge=0)  # 0: no quota
     video_upload_expiry_seconds: int = Field(default=24 * 3600, gt=0)
     video_upload_sweep_seconds: float = Field(default=300.0, gt=0)
+    # Parts (stored PATCHes) one resumable upload may have, and resumable uploads still
+    # waiting for bytes one user may hold at once.
+    video_upload_max_parts: int = Field(default=10_000, ge=1)
+    video_max_open_uploads: int = Field(default=20, ge=1)
     media_token_ttl: int = Field(default=6 * 3600, gt=0)
     # Base64 or any string of at least 32 characters; unset: a key file under data_dir/video.
     media_signing_key: str | None = Field(default=None, min_length=32)

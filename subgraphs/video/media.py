@@ -42,6 +42,7 @@ EXPIRY_GRANULARITY = 300
 MIN_KEY_BYTES = 32
 KEY_FILE = "media-signing.key"
 _CLAIM = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+_EXPIRY = re.compile(r"[0-9]{1,12}")
 MAX_CLAIMS = 2
 
 # What the route serves: the worker's outputs, nothing else under the prefix (media.json is
@@ -88,7 +89,7 @@ class MediaSigner:
 
     def sign(self, video_id: str, *, claims: Sequence[str] = (), now: float | None = None) -> str:
         for claim in claims:
-            if not _CLAIM.match(claim):
+            if not _CLAIM.fullmatch(claim):
                 raise ValueError(f"invalid token claim {claim!r}")
         moment = time.time() if now is None else now
         expires = math.ceil((moment + self.ttl) / EXPIRY_GRANULARITY) * EXPIRY_GRANULARITY
@@ -98,10 +99,11 @@ class MediaSigner:
         if token == PUBLIC_TOKEN:
             return MediaGrant("public")
         parts = token.split(".")
-        if not 2 <= len(parts) <= 2 + MAX_CLAIMS or not parts[0].isdigit() or len(parts[0]) > 12:
+        # ASCII digits only: str.isdigit() also takes "²", which int() refuses.
+        if not 2 <= len(parts) <= 2 + MAX_CLAIMS or not _EXPIRY.fullmatch(parts[0]):
             raise TokenRejected("malformed media token")
         expires, claims, signature = int(parts[0]), tuple(parts[1:-1]), parts[-1]
-        if not all(_CLAIM.match(claim) for claim in claims):
+        if not all(_CLAIM.fullmatch(claim) for claim in claims):
             raise TokenRejected("malformed media token")
         expected = self._signature(video_id, expires, claims)
         if not hmac.compare_digest(expected.encode(), signature.encode()):
@@ -224,6 +226,14 @@ VideoLookup = Callable[[str], Awaitable[PlayableVideo | None]]
 # --- ranges ----------------------------------------------------------------------------------
 
 
+# `bytes=first-last` with optional whitespace around the parts; one range only.
+_BYTE_RANGE = re.compile(
+    r"[ \t]*bytes[ \t]*=[ \t]*([0-9]*)[ \t]*-[ \t]*([0-9]*)[ \t]*", re.I | re.A
+)
+# Beyond any object's size, and int() of it stays cheap however many digits were sent.
+_HUGE_POSITION = 10**18
+
+
 class Unsatisfiable(Exception):
     """A Range header none of whose ranges overlaps the object (HTTP 416)."""
 
@@ -236,27 +246,30 @@ def parse_range(header: str | None, size: int) -> tuple[int, int] | None:
     """
     if not header:
         return None
-    unit, _, spec = header.strip().partition("=")
-    if unit.strip().lower() != "bytes" or "," in spec:
+    # ASCII digits only (headers arrive as Latin-1, where "\xb2" is "²" and isdigit() is true).
+    match = _BYTE_RANGE.fullmatch(header)
+    if match is None:
         return None
-    first, dash, last = spec.strip().partition("-")
-    first, last = first.strip(), last.strip()
-    if not dash or (first and not first.isdigit()) or (last and not last.isdigit()):
-        return None
+    first, last = match.group(1), match.group(2)
     if not first:
         if not last:
             return None
-        suffix = int(last)
+        suffix = _position(last)
         if suffix == 0 or size == 0:
             raise Unsatisfiable
         return max(0, size - suffix), size
-    start = int(first)
-    if last and int(last) < start:
+    start = _position(first)
+    if last and _position(last) < start:
         return None
     if start >= size:
         raise Unsatisfiable
-    end = size if not last else min(int(last) + 1, size)
+    end = size if not last else min(_position(last) + 1, size)
     return start, end
+
+
+def _position(digits: str) -> int:
+    digits = digits.lstrip("0") or "0"
+    return int(digits) if len(digits) <= 18 else _HUGE_POSITION
 
 
 def _etag(size: int, modified_at: float) -> str:

@@ -1,6 +1,6 @@
 """The video service's tables: categories, videos and their tags, resumable uploads and their
-parts, live streams, and the playback sessions billing ended. The full-text search index is
-backend-specific and lives in `search.py`."""
+parts, live streams, the playback sessions billing ended and the accounts auth deleted. The
+full-text search index is backend-specific and lives in `search.py`."""
 
 from __future__ import annotations
 
@@ -153,6 +153,16 @@ class EndedPlaybackSession(VideoTable, table=True):
     reason: str = Field(max_length=24)
     # When video learned of it (pruning counts from here, never from a clock of billing's).
     recorded_at: datetime = Field(sa_column=Column(UTCDateTime, nullable=False, index=True))
+
+
+class DeletedAccount(VideoTable, table=True):
+    """An account auth deleted (`auth.user.deleted`). Its access tokens stay valid until they
+    expire, so what it would still create or change is refused here instead."""
+
+    __tablename__ = "deleted_accounts"
+
+    user_id: str = Field(primary_key=True, max_length=36)
+    deleted_at: datetime = Field(sa_column=Column(UTCDateTime, nullable=False))
 
 
 metadata = VideoTable.metadata

@@ -10,7 +10,7 @@ import unicodedata
 import uuid
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any, Literal
 
 import orjson
@@ -21,7 +21,13 @@ from sqlmodel import col
 
 from subgraphs.kernel.bus import Bus
 from subgraphs.kernel.db import Database, utcnow
-from subgraphs.kernel.errors import BadUserInput, DomainError, Forbidden, NotFound
+from subgraphs.kernel.errors import (
+    BadUserInput,
+    DomainError,
+    Forbidden,
+    NotFound,
+    Unauthenticated,
+)
 from subgraphs.kernel.outbox import first_delivery
 from subgraphs.kernel.pagination import decode_cursor, encode_cursor, page_size
 from subgraphs.kernel.settings import Settings
@@ -29,7 +35,15 @@ from subgraphs.kernel.storage import Storage
 from subgraphs.kernel.tokens import AccessClaims
 from subgraphs.video import events
 from subgraphs.video.media import PlayableVideo
-from subgraphs.video.models import Category, LiveStream, Upload, Video, VideoTag, inbox
+from subgraphs.video.models import (
+    Category,
+    DeletedAccount,
+    LiveStream,
+    Upload,
+    Video,
+    VideoTag,
+    inbox,
+)
 from subgraphs.video.search import SearchIndex, fold, words
 
 log = logging.getLogger(__name__)
@@ -400,9 +414,41 @@ def require_uploader(viewer: AccessClaims) -> None:
         raise Forbidden("Only creators can upload videos.", reason="CREATOR_ROLE_REQUIRED")
 
 
-def quota_lock_key(owner_id: str) -> int:
-    # An advisory lock per owner serialises quota checks across replicas on PostgreSQL.
+def owner_lock_key(owner_id: str) -> int:
+    # An advisory lock per owner serialises what admits the owner's new videos (the quota,
+    # open uploads, account deletion) across replicas on PostgreSQL.
     return int.from_bytes(uuid.UUID(owner_id).bytes[:8], "big", signed=True)
+
+
+def cursor_position(after: str, order: Order) -> tuple[str | datetime, str]:
+    """The sort key and video id behind a `videos` cursor for `order`.
+
+    Cursors are opaque, so anything we could not have issued (another ordering, a key of the
+    wrong type, a time without a zone or out of range, an id that is not a UUID) is
+    `BadUserInput` here, before it can reach the database as a value it cannot bind.
+    """
+    kind, position, video_id = decode_cursor(after, 3)
+    if not isinstance(kind, str) or kind not in ORDERS:
+        raise BadUserInput("Invalid cursor.", field="after")
+    if kind != order:
+        raise BadUserInput("The cursor belongs to another ordering.", field="after")
+    if not isinstance(video_id, str) or not is_uuid(video_id) or not isinstance(position, str):
+        raise BadUserInput("Invalid cursor.", field="after")
+    if order == "TITLE":
+        # A title key is a folded title: at most TITLE_MAX characters, none of them control
+        # characters (PostgreSQL refuses NUL in text).
+        if len(position) > TITLE_MAX or _has_control_chars(position):
+            raise BadUserInput("Invalid cursor.", field="after")
+        return position, str(uuid.UUID(video_id))
+    try:
+        moment = datetime.fromisoformat(position)
+        if moment.utcoffset() is None:
+            raise ValueError("a cursor's time carries its zone")
+        # Overflows for times at the very ends of the calendar.
+        moment = moment.astimezone(UTC)
+    except (ValueError, OverflowError):
+        raise BadUserInput("Invalid cursor.", field="after") from None
+    return moment, str(uuid.UUID(video_id))
 
 
 # --- the service -----------------------------------------------------------------------------
@@ -520,25 +566,17 @@ class VideoService:
             keys = (col(Video.created_at), col(Video.id))
             query = query.order_by(keys[0].desc(), keys[1].desc())
         if after is not None:
-            kind, position, video_id = decode_cursor(after, 3)
-            if kind != order:
-                raise BadUserInput("The cursor belongs to another ordering.", field="after")
-            value: Any = position
-            if order != "TITLE":
-                try:
-                    value = datetime.fromisoformat(str(position))
-                except ValueError:
-                    raise BadUserInput("Invalid cursor.", field="after") from None
+            value, video_id = cursor_position(after, order)
             # Spelled out rather than a row-value comparison, so the value is bound with the
             # column's own type on every backend.
             first_key, id_key = keys
             if order == "NEWEST":
                 query = query.where(
-                    or_(first_key < value, and_(first_key == value, id_key < str(video_id)))
+                    or_(first_key < value, and_(first_key == value, id_key < video_id))
                 )
             else:
                 query = query.where(
-                    or_(first_key > value, and_(first_key == value, id_key > str(video_id)))
+                    or_(first_key > value, and_(first_key == value, id_key > video_id))
                 )
         async with self.db.transaction() as session:
             rows = (await session.execute(query.limit(size + 1))).scalars().all()
@@ -599,16 +637,33 @@ class VideoService:
                 f"The file is larger than the {limit} byte upload limit.", limitBytes=limit
             )
 
+    async def lock_owner(self, session: AsyncSession, owner_id: str) -> None:
+        """Hold the owner's lock until the transaction ends, so checks that admit a new video
+        of theirs cannot race each other or the account's deletion. SQLite's write
+        transactions are serial already (BEGIN IMMEDIATE)."""
+        if not self.db.is_sqlite:
+            await session.execute(
+                text("SELECT pg_advisory_xact_lock(:key)"), {"key": owner_lock_key(owner_id)}
+            )
+
+    async def require_account(self, session: AsyncSession, viewer: AccessClaims) -> None:
+        """Refuse an account auth deleted: its tokens stay valid until they expire."""
+        if await session.get(DeletedAccount, viewer.subject) is not None:
+            raise Unauthenticated("This account no longer exists.")
+
+    async def admit_owner(self, session: AsyncSession, viewer: AccessClaims) -> None:
+        """Before a new video or stream of the viewer's: their lock, then their account."""
+        await self.lock_owner(session, viewer.subject)
+        await self.require_account(session, viewer)
+
     async def check_quota(self, session: AsyncSession, owner_id: str, size_bytes: int) -> None:
         """Refuse an upload that would take the owner past their quota. Inside the transaction
-        that creates the video, so two uploads cannot both take the last free bytes."""
+        that creates the video, under the owner's lock, so two uploads cannot both take the
+        last free bytes."""
         quota = self.settings.video_user_quota_bytes
         if quota == 0:
             return
-        if not self.db.is_sqlite:
-            await session.execute(
-                text("SELECT pg_advisory_xact_lock(:key)"), {"key": quota_lock_key(owner_id)}
-            )
+        await self.lock_owner(session, owner_id)
         used = (
             await session.execute(
                 select(func.coalesce(func.sum(col(Video.size_bytes)), 0)).where(
@@ -711,7 +766,9 @@ class VideoService:
     # Editing and deleting -----------------------------------------------------------------
 
     async def _managed(self, session: AsyncSession, viewer: AccessClaims, video_id: str) -> Video:
-        video = await session.get(Video, parse_uuid(video_id, "id"))
+        video_id = parse_uuid(video_id, "id")
+        await self.require_account(session, viewer)
+        video = await session.get(Video, video_id)
         if video is None or not can_view(viewer, video):
             raise NotFound("Video not found.")
         if not can_manage(viewer, video.owner_id):
@@ -913,10 +970,16 @@ class VideoService:
         if not isinstance(user_id, str) or not is_uuid(user_id):
             log.warning("auth.user.deleted without a valid userId ignored")
             return
+        user_id = str(uuid.UUID(user_id))
         async with self.db.transaction() as session:
             topic = events.AUTH_USER_DELETED
             if not await first_delivery(session, inbox, GROUP, topic, message_id):
                 return
+            # Under the owner's lock: an upload admitted before this sees no tombstone and is
+            # deleted below; one admitted after sees it and is refused.
+            await self.lock_owner(session, user_id)
+            if await session.get(DeletedAccount, user_id) is None:
+                session.add(DeletedAccount(user_id=user_id, deleted_at=utcnow()))
             videos = (
                 (await session.execute(select(Video).where(col(Video.owner_id) == user_id)))
                 .scalars()
@@ -943,17 +1006,19 @@ class VideoService:
     async def create_live_stream(self, viewer: AccessClaims, title: str) -> LiveStream:
         if viewer.role not in UPLOADER_ROLES:
             raise Forbidden("Only creators can go live.", reason="CREATOR_ROLE_REQUIRED")
+        title = validate_title(title)
         now = utcnow()
         stream = LiveStream(
             id=str(uuid.uuid4()),
             owner_id=viewer.subject,
-            title=validate_title(title),
+            title=title,
             status="OFFLINE",
             stream_key=_new_stream_key(),
             created_at=now,
             updated_at=now,
         )
         async with self.db.transaction() as session:
+            await self.admit_owner(session, viewer)
             session.add(stream)
             await session.flush()
             await events.stream_created(session, stream)
@@ -963,7 +1028,9 @@ class VideoService:
     async def _managed_stream(
         self, session: AsyncSession, viewer: AccessClaims, stream_id: str
     ) -> LiveStream:
-        stream = await session.get(LiveStream, parse_uuid(stream_id, "id"))
+        stream_id = parse_uuid(stream_id, "id")
+        await self.require_account(session, viewer)
+        stream = await session.get(LiveStream, stream_id)
         if stream is None:
             raise NotFound("Live stream not found.")
         if not can_manage(viewer, stream.owner_id):

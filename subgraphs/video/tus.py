@@ -37,6 +37,8 @@ from subgraphs.video.uploads import (
     CHECKSUM_ALGORITHMS,
     Checksum,
     ChecksumMismatch,
+    PartTooSmall,
+    TooManyUploads,
     UploadExpired,
     UploadService,
 )
@@ -45,8 +47,8 @@ TUS_VERSION = "1.0.0"
 EXTENSIONS = "creation,creation-with-upload,termination,expiration,checksum"
 OFFSET_CONTENT_TYPE = "application/offset+octet-stream"
 MAX_METADATA_BYTES = 4096
-_DIGITS = re.compile(r"^[0-9]{1,19}$")
-_METADATA_KEY = re.compile(r"^[^\s,]+$")
+_DIGITS = re.compile(r"[0-9]{1,19}")
+_METADATA_KEY = re.compile(r"[^\s,]+")
 
 PublicUrl = Callable[[Request], str]
 
@@ -67,6 +69,8 @@ _STATUS: list[tuple[type[DomainError], int]] = [
     (ChecksumMismatch, 460),
     (UploadTooLarge, 413),
     (QuotaExceeded, 413),
+    (PartTooSmall, 400),
+    (TooManyUploads, 429),
     (Unauthenticated, 401),
     (Forbidden, 403),
     (NotFound, 404),
@@ -88,7 +92,7 @@ def parse_metadata(header: str | None) -> dict[str, str]:
     pairs: dict[str, str] = {}
     for item in header.split(","):
         key, _, value = item.strip().partition(" ")
-        if not _METADATA_KEY.match(key) or key in pairs:
+        if not _METADATA_KEY.fullmatch(key) or key in pairs:
             raise TusError(400, "Upload-Metadata is malformed.")
         try:
             pairs[key] = base64.b64decode(value.strip(), validate=True).decode("utf-8")
@@ -116,9 +120,11 @@ def _integer_header(request: Request, name: str) -> int | None:
     value = request.headers.get(name)
     if value is None:
         return None
-    if not _DIGITS.match(value.strip()):
+    # ASCII digits and HTTP whitespace only: str.isdigit() and str.strip() accept more.
+    digits = value.strip(" \t")
+    if not _DIGITS.fullmatch(digits):
         raise TusError(400, f"{name} must be a non-negative integer.")
-    return int(value.strip())
+    return int(digits)
 
 
 class _Body:

@@ -4,10 +4,11 @@ GraphQL multipart uploads. No HTTP or GraphQL in here.
 A resumable upload's bytes arrive as parts: each PATCH is stored as its own object under
 `uploads/<videoId>/parts/` and recorded only if the upload's offset is still the one it
 started at, so racing PATCHes cannot both land and any replica can take the next one. Bytes
-received before a connection broke are kept. When the last byte is in, the parts are joined
-into `uploads/<videoId>/source` and the video moves to PROCESSING with its `media.transcode`
-job in the same transaction. A sweep finishes joins a crash interrupted and deletes uploads
-that expired unfinished.
+received before a connection broke are kept. An upload has at most `video_upload_max_parts`
+parts, and a user at most `video_max_open_uploads` uploads waiting for bytes. When the last
+byte is in, the parts are joined into `uploads/<videoId>/source` and the video moves to
+PROCESSING with its `media.transcode` job in the same transaction. A sweep finishes joins a
+crash interrupted and deletes uploads that expired unfinished.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import delete, select, update
+from sqlalchemy import delete, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
@@ -63,6 +64,16 @@ class OffsetMismatch(Conflict):
 
 class ChecksumMismatch(DomainError):
     code = "CHECKSUM_MISMATCH"
+
+
+class PartTooSmall(DomainError):
+    """A PATCH too small for the upload to finish within its parts (tus answers 400)."""
+
+    code = "UPLOAD_PART_TOO_SMALL"
+
+
+class TooManyUploads(DomainError):
+    code = "TOO_MANY_UPLOADS"
 
 
 @dataclass(frozen=True)
@@ -138,6 +149,8 @@ class UploadService:
         self.videos.check_size(size_bytes)
         async with self.db.transaction() as session:
             await self.videos.require_category(session, draft.category_id)
+            await self.videos.admit_owner(session, viewer)
+            await self._check_open_uploads(session, viewer.subject)
             await self.videos.check_quota(session, viewer.subject, size_bytes)
             video = await self.videos.insert_video(
                 session, viewer.subject, draft, size_bytes=size_bytes, status="UPLOADING"
@@ -157,6 +170,29 @@ class UploadService:
         self.on_events()
         return video, upload
 
+    async def _check_open_uploads(self, session: AsyncSession, owner_id: str) -> None:
+        """Refuse a new resumable upload while the owner holds the most allowed that still
+        wait for bytes (expired ones, about to be swept, do not count)."""
+        limit = self.settings.video_max_open_uploads
+        open_uploads = (
+            await session.execute(
+                select(func.count())
+                .select_from(Upload)
+                .where(
+                    col(Upload.owner_id) == owner_id,
+                    col(Upload.completed_at).is_(None),
+                    col(Upload.offset) < col(Upload.length),
+                    col(Upload.expires_at) > utcnow(),
+                )
+            )
+        ).scalar_one()
+        if open_uploads >= limit:
+            raise TooManyUploads(
+                f"You have {open_uploads} unfinished uploads, the most allowed at once: "
+                "finish or delete one first.",
+                limit=limit,
+            )
+
     async def upload_direct(
         self,
         viewer: AccessClaims,
@@ -171,6 +207,7 @@ class UploadService:
         async with self.db.transaction() as session:
             # Checked before the bytes are stored, and again when the video is created.
             await self.videos.require_category(session, draft.category_id)
+            await self.videos.admit_owner(session, viewer)
             await self.videos.check_quota(session, viewer.subject, size_bytes)
         video_id = str(uuid.uuid4())
         try:
@@ -179,6 +216,7 @@ class UploadService:
             if counted.size != size_bytes:
                 raise UploadTooLarge("The file's size changed while it was uploaded.")
             async with self.db.transaction() as session:
+                await self.videos.admit_owner(session, viewer)
                 await self.videos.check_quota(session, viewer.subject, size_bytes)
                 video = await self.videos.insert_video(
                     session,
@@ -231,6 +269,9 @@ class UploadService:
             return upload
         if content_length == 0:
             return upload
+        least, last_part = await self._least_bytes(upload)
+        if content_length is not None and content_length < least:
+            raise PartTooSmall(self._too_small(least, last_part))
         key = f"{_parts_prefix(upload.video_id)}{offset:020d}.{uuid.uuid4().hex}"
         hasher = CHECKSUM_ALGORITHMS[checksum.algorithm]() if checksum else None
         counted = _Counted(body, room=room, hasher=hasher)
@@ -247,6 +288,14 @@ class UploadService:
             if not keep and not interrupted():
                 await self._discard(key)
                 raise ChecksumMismatch("The bytes do not match Upload-Checksum.")
+        if keep and counted.size < least:
+            # Bytes of a PATCH cut off mid-way are kept whatever their size, so the client
+            # resumes after them; but the upload's last part must finish it, so a cut-off last
+            # part is dropped and the client resends from the same offset.
+            keep = interrupted() and not last_part
+            if not keep and not interrupted():
+                await self._discard(key)
+                raise PartTooSmall(self._too_small(least, last_part))
         if not keep:
             await self._discard(key)
             return upload
@@ -279,6 +328,38 @@ class UploadService:
         if current.offset == current.length:
             self._finalize_soon(current.id)
         return current
+
+    async def _least_bytes(self, upload: Upload) -> tuple[int, bool]:
+        """The fewest bytes the next PATCH must carry, and whether it is the upload's last
+        allowed part. An upload has at most `video_upload_max_parts` parts: every part but
+        the one that finishes it carries at least 1/max_parts of it, and once only one part
+        is left it must carry every remaining byte. Counted before the bytes are stored: a
+        part that lands meanwhile moves the offset, and this PATCH then loses with 409."""
+        maximum = self.settings.video_upload_max_parts
+        async with self.db.transaction() as session:
+            parts = (
+                await session.execute(
+                    select(func.count())
+                    .select_from(UploadPart)
+                    .where(col(UploadPart.upload_id) == upload.id)
+                )
+            ).scalar_one()
+        room = upload.length - upload.offset
+        if parts >= maximum - 1:
+            return room, True
+        return min(room, -(-upload.length // maximum)), False
+
+    def _too_small(self, least: int, last_part: bool) -> str:
+        maximum = self.settings.video_upload_max_parts
+        if last_part:
+            return (
+                f"Only the last of this upload's {maximum} parts is left: the next PATCH must "
+                f"carry all {least} remaining bytes."
+            )
+        return (
+            f"An upload has at most {maximum} parts: every PATCH but the last must carry at "
+            f"least {least} bytes."
+        )
 
     async def terminate(self, viewer: AccessClaims, upload_id: str) -> None:
         """Give up an unfinished upload: the video it was for is deleted with it."""

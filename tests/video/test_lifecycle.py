@@ -1,5 +1,6 @@
 """Editing and deleting videos (storage emptied, events published, cleanup retried until it
-succeeds), a deleted account taking its videos and streams with it, and live-stream metadata."""
+succeeds), a deleted account taking its videos and streams with it (and creating or changing
+nothing with its still-valid token), and live-stream metadata."""
 
 from __future__ import annotations
 
@@ -222,6 +223,57 @@ async def test_a_deleted_account_takes_its_videos_streams_and_media(api: Api) ->
         "video.stream.deleted", lambda p: p["streamId"] == stream["id"], until=bool
     )
     assert stream_deleted == [{"streamId": stream["id"], "ownerId": owner.id}]
+
+    # The account's access token is still unexpired, but it creates nothing any more: a
+    # video made now would outlive the account, owned by no one.
+    assert codes(await api.create_upload(owner)) == ["UNAUTHENTICATED"]
+    direct = (await api.upload_video(owner, b"\x00" * 2048)).json()
+    assert codes(direct) == ["UNAUTHENTICATED"], direct
+    streamed = await api.q(CREATE_STREAM, {"input": {"title": "Back?"}}, owner)
+    assert codes(streamed) == ["UNAUTHENTICATED"]
+    over_tus = await api.http.post(
+        f"{api.video_url}/uploads",
+        headers={
+            "tus-resumable": "1.0.0",
+            "authorization": f"Bearer {owner.token}",
+            "upload-length": "10",
+            "upload-metadata": "filename YS5tcDQ=,title dA==,categoryId bXVzaWM=",
+        },
+    )
+    assert over_tus.status_code == 401
+    listing = await api.q(
+        'query U($id: ID!) { _entities(representations: [{__typename: "User", id: $id}]) '
+        "{ ... on User { videos { totalCount } liveStreams { id } } } }",
+        {"id": owner.id},
+        admin,
+    )
+    assert listing["data"]["_entities"][0]["videos"]["totalCount"] == 0
+    assert listing["data"]["_entities"][0]["liveStreams"] == []
+
+
+async def test_a_deleted_admin_changes_no_one_s_video(api: Api) -> None:
+    owner = await api.register()
+    admin = await api.register("ADMIN")
+    video_id = await api.processing_video(owner)
+    gone = await api.auth.execute(
+        "mutation D($p: String!) { deleteAccount(password: $p) }",
+        {"p": admin.password},
+        token=admin.token,
+    )
+    assert gone["data"] == {"deleteAccount": True}, gone
+
+    async def refused() -> bool:
+        # A change that changes nothing, until video has consumed auth.user.deleted.
+        body = await api.q(UPDATE, {"id": video_id, "input": {"description": ""}}, admin)
+        return codes(body) == ["UNAUTHENTICATED"]
+
+    # The token itself stays valid for an hour (REELGRAPH_ACCESS_TOKEN_TTL in these tests).
+    await eventually(refused, "a deleted admin's token still changes videos")
+    taken = await api.q(UPDATE, {"id": video_id, "input": {"title": "Taken"}}, admin)
+    assert codes(taken) == ["UNAUTHENTICATED"]
+    assert codes(await api.q(DELETE, {"id": video_id}, admin)) == ["UNAUTHENTICATED"]
+    video = await api.video(video_id, owner)
+    assert video is not None and video["title"] == "Direct upload"
 
 
 async def test_live_streams_are_created_rotated_and_deleted_by_their_owner(api: Api) -> None:

@@ -174,6 +174,28 @@ async def test_unknown_videos_and_files_are_404(api: Api) -> None:
     assert (await api.http.get(f"{base}/{processing}/{token}/hls/master.m3u8")).status_code == 404
 
 
+async def test_non_ascii_digits_in_tokens_and_ranges_are_refused_not_errors(api: Api) -> None:
+    _, video_id, video = await _public_video(api)
+    # "²" is a digit to str.isdigit() but not to int(): a token made of it is just bad.
+    status, _ = await _raw_get(api.video_url, f"/media/{video_id}/%C2%B2.x/hls/master.m3u8")
+    assert status == 403
+    status, _ = await _raw_get(api.video_url, f"/media/{video_id}/%D9%A3.x/hls/master.m3u8")
+    assert status == 403
+
+    url = urljoin(video["hlsUrl"], "90p/segment_00000.ts")
+    data = (api.stack.media_dir / "hls" / "90p" / "segment_00000.ts").read_bytes()
+    # A malformed Range is ignored (RFC 9110): the whole file. 0xB2 is "²" in Latin-1.
+    for header in (b"bytes=\xb2-", b"bytes=-\xb2", b"bytes=0-\xb2", b"bytes=\xa00-9"):
+        response = await api.http.get(url, headers={"range": header})
+        assert response.status_code == 200, header
+        assert response.content == data
+    # Far more digits than int() parses: a position past the end, not an error.
+    beyond = await api.http.get(url, headers={"range": "bytes=" + "9" * 5000 + "-"})
+    assert beyond.status_code == 416
+    clamped = await api.http.get(url, headers={"range": "bytes=1-" + "9" * 5000})
+    assert clamped.status_code == 206 and clamped.content == data[1:]
+
+
 async def test_private_media_needs_a_valid_signed_token_for_that_video(api: Api) -> None:
     owner = await api.register()
     stranger = await api.register()

@@ -1,12 +1,16 @@
 """Listing and search over PUBLIC READY videos on both engines (SQLite FTS5, PostgreSQL
 tsvector): every word must match, the last as a prefix, whatever the case and accents; user
 input never acts as query syntax; unlisted, private and unfinished videos are never found.
-Also Relay pagination, ordering, filters and typeahead suggestions."""
+Also Relay pagination, ordering, filters and typeahead suggestions, and cursors we never
+issued refused as bad input."""
 
 from __future__ import annotations
 
 import asyncio
+import base64
+import json
 import uuid
+from datetime import datetime, timedelta, timezone
 from typing import Any
 
 import pytest
@@ -252,3 +256,86 @@ async def test_categories_are_seeded_with_stable_ids(api: Api) -> None:
     assert {"id": "music", "slug": "music", "name": "Music"} in categories
     assert {"id": "other", "slug": "other", "name": "Other"} in categories
     assert len({c["id"] for c in categories}) == len(categories)
+
+
+def _cursor(*values: Any) -> str:
+    """A cursor crafted the way ours are made (base64url of a JSON list), with any values."""
+    return base64.urlsafe_b64encode(json.dumps(list(values)).encode()).decode().rstrip("=")
+
+
+SOME_ID = "00000000-0000-4000-8000-000000000000"
+CRAFTED_CURSORS = [
+    # A time without a zone (the finding's own cursor), and times at the calendar's ends.
+    pytest.param(
+        "NEWEST", "WyJORVdFU1QiLCIyMDI0LTAxLTAxVDAwOjAwOjAwIiwieCJd", id="naive-time-finding"
+    ),
+    pytest.param("NEWEST", _cursor("NEWEST", "2024-01-01T00:00:00", SOME_ID), id="naive-time"),
+    pytest.param(
+        "OLDEST", _cursor("OLDEST", "0001-01-01T00:00:00+01:00", SOME_ID), id="year-1-overflow"
+    ),
+    pytest.param(
+        "OLDEST", _cursor("OLDEST", "9999-12-31T23:59:59-01:00", SOME_ID), id="year-9999-overflow"
+    ),
+    pytest.param("NEWEST", _cursor("NEWEST", "yesterday", SOME_ID), id="not-a-time"),
+    # Keys of the wrong type (the finding's own TITLE cursor first), and integers too large.
+    pytest.param("TITLE", "WyJUSVRMRSIsWzFdLCJ4Il0", id="title-list-finding"),
+    pytest.param("TITLE", _cursor("TITLE", {"a": 1}, SOME_ID), id="title-object"),
+    pytest.param("TITLE", _cursor("TITLE", 2**70, SOME_ID), id="title-huge-int"),
+    pytest.param("TITLE", _cursor("TITLE", None, SOME_ID), id="title-null"),
+    pytest.param("NEWEST", _cursor("NEWEST", 2**70, SOME_ID), id="time-huge-int"),
+    pytest.param(
+        "NEWEST", _cursor("NEWEST", ["2024-01-01T00:00:00+00:00"], SOME_ID), id="time-list"
+    ),
+    # A title key no title folds to: NUL (PostgreSQL refuses it in text), or too long.
+    pytest.param("TITLE", _cursor("TITLE", "a\u0000b", SOME_ID), id="title-nul"),
+    pytest.param("TITLE", _cursor("TITLE", "a" * 101, SOME_ID), id="title-too-long"),
+    # Ids that are not ours, and orderings that are not.
+    pytest.param("TITLE", _cursor("TITLE", "a", 2**70), id="id-huge-int"),
+    pytest.param("TITLE", _cursor("TITLE", "a", [SOME_ID]), id="id-list"),
+    pytest.param("NEWEST", _cursor("NEWEST", "2024-01-01T00:00:00+00:00", "x"), id="id-not-uuid"),
+    pytest.param(
+        "NEWEST", _cursor(["NEWEST"], "2024-01-01T00:00:00+00:00", SOME_ID), id="kind-list"
+    ),
+]
+
+
+@pytest.mark.parametrize(("order", "cursor"), CRAFTED_CURSORS)
+async def test_crafted_cursors_are_bad_input_on_every_connection(
+    api: Api, order: str, cursor: str
+) -> None:
+    listed = await api.q(VIDEOS, {"first": 2, "after": cursor, "order": order})
+    assert codes(listed) == ["BAD_USER_INPUT"], listed
+    assert listed["errors"][0]["extensions"]["field"] == "after"
+    if order == "NEWEST":
+        # User.videos pages newest first with the same cursors.
+        owner = await _owner(api)
+        body = await api.q(
+            'query U($id: ID!, $after: String) { _entities(representations: [{__typename: "User", '
+            "id: $id}]) { ... on User { videos(first: 2, after: $after) { totalCount } } } }",
+            {"id": owner.id, "after": cursor},
+            owner,
+        )
+        assert codes(body) == ["BAD_USER_INPUT"], body
+
+
+async def _owner(api: Api) -> Person:
+    if "search:cursor-owner" not in api.stack.cache:
+        api.stack.cache["search:cursor-owner"] = await api.register()
+    owner: Person = api.stack.cache["search:cursor-owner"]
+    return owner
+
+
+async def test_a_cursor_in_any_time_zone_pages_from_the_same_instant(api: Api) -> None:
+    owner, _ = await _catalogue(api)
+    mine = {"ownerId": owner.id}
+    first = await api.q(VIDEOS, {"first": 2, "filter": mine, "order": "NEWEST"})
+    issued = first["data"]["videos"]["pageInfo"]["endCursor"]
+    padded = issued + "=" * (-len(issued) % 4)
+    kind, position, video_id = json.loads(base64.urlsafe_b64decode(padded))
+    moment = datetime.fromisoformat(position).astimezone(timezone(timedelta(hours=-5)))
+    shifted = _cursor(kind, moment.isoformat(), video_id)
+    again = await api.q(VIDEOS, {"first": 2, "after": shifted, "filter": mine, "order": "NEWEST"})
+    original = await api.q(VIDEOS, {"first": 2, "after": issued, "filter": mine, "order": "NEWEST"})
+    assert "errors" not in again, again
+    assert again["data"]["videos"]["edges"] == original["data"]["videos"]["edges"]
+    assert again["data"]["videos"]["edges"], "the catalogue has more than two public videos"

@@ -1,6 +1,7 @@
 """Resumable uploads over tus 1.0, with the real `tuspy` client: whole uploads, resuming after
 a connection cut, another replica continuing, racing PATCHes, checksums, limits, the quota,
-termination, expiry, and every bad header answered with its status."""
+termination, expiry, every bad header answered with its status, and the bounds on one
+user's uploads: parts per upload and uploads waiting for bytes."""
 
 from __future__ import annotations
 
@@ -27,7 +28,17 @@ from tusclient.exceptions import TusCommunicationError
 
 from subgraphs.kernel.db import Database
 from subgraphs.video.models import Upload
-from tests.video.conftest import MAX_UPLOAD, QUOTA, Api, Person, Stack, eventually
+from tests.support.processes import GraphQLClient
+from tests.video.conftest import (
+    CREATE_UPLOAD,
+    MAX_UPLOAD,
+    QUOTA,
+    Api,
+    Person,
+    Stack,
+    codes,
+    eventually,
+)
 
 TUS = {"tus-resumable": "1.0.0"}
 OCTETS = {**TUS, "content-type": "application/offset+octet-stream"}
@@ -163,13 +174,13 @@ async def test_a_post_naming_a_graphql_session_continues_that_session(api: Api) 
     assert wrong_length.status_code == 400
 
 
-async def _cut_patch(url: str, who: Person, data: bytes, wait: float) -> None:
+async def _cut_patch(url: str, who: Person, data: bytes, wait: float, offset: int = 0) -> None:
     """A client that sends PATCH headers and part of the body, then its connection dies."""
     parts = urlsplit(url)
     _reader, writer = await asyncio.open_connection(parts.hostname, parts.port)
     head = (
         f"PATCH {parts.path} HTTP/1.1\r\nHost: {parts.netloc}\r\nTus-Resumable: 1.0.0\r\n"
-        f"Upload-Offset: 0\r\nContent-Type: application/offset+octet-stream\r\n"
+        f"Upload-Offset: {offset}\r\nContent-Type: application/offset+octet-stream\r\n"
         f"Content-Length: {len(data)}\r\nAuthorization: Bearer {who.token}\r\n\r\n"
     )
     writer.write(head.encode() + data[: len(data) // 2])
@@ -423,7 +434,12 @@ async def test_unfinished_uploads_expire_and_are_swept_with_their_parts(
         return head.status_code == 404
 
     await eventually(swept, "the expired upload was never swept")
-    assert [i async for i in api.storage.list(f"uploads/{video_id}/")] == []
+
+    # Its storage is emptied just after its rows go (or by the video.deleted consumer).
+    async def emptied() -> bool:
+        return [i async for i in api.storage.list(f"uploads/{video_id}/")] == []
+
+    await eventually(emptied, "the expired upload's parts were never deleted")
     assert await api.video(video_id, creator) is None
     deleted = await api.events(
         "video.deleted", lambda p: p["videoId"] == video_id, until=lambda f: len(f) == 1
@@ -505,6 +521,11 @@ async def test_bad_requests_get_the_status_tus_prescribes(api: Api) -> None:
     assert (
         await http.patch(url, content=b"x", headers={**mine, "upload-offset": "-1"})
     ).status_code == 400
+    # ASCII digits only: "²" (0xB2 in Latin-1), a no-break space, an Arabic-Indic zero.
+    for offset in (b"\xb2", b"\xa00", "\u0660".encode(), b"0x0", b"1_0"):
+        odd = await http.patch(url, content=b"x", headers={**mine, "upload-offset": offset})
+        assert odd.status_code == 400, offset
+        assert "upload-offset" in odd.text.lower()
     conflict = await http.patch(url, content=b"x", headers={**mine, "upload-offset": "5"})
     assert conflict.status_code == 409
     assert (
@@ -527,6 +548,11 @@ async def test_bad_requests_get_the_status_tus_prescribes(api: Api) -> None:
     assert (
         await http.post(f"{api.video_url}/uploads", headers={**post, "upload-defer-length": "1"})
     ).status_code == 400
+    for length in (b"\xb2", b"\xb9\xb0", b"\xa010", b"9" * 5000):
+        odd_length = await http.post(
+            f"{api.video_url}/uploads", headers={**post, "upload-length": length}
+        )
+        assert odd_length.status_code == 400, length
     bad_meta = await http.post(
         f"{api.video_url}/uploads",
         headers={**post, "upload-length": "10", "upload-metadata": "title not-base64!"},
@@ -560,3 +586,150 @@ def test_tuspy_reports_a_refused_creation(stack: Stack) -> None:
     client = TusClient(f"{stack.video.url}/uploads", headers={"authorization": "Bearer bad"})
     with pytest.raises(TusCommunicationError):
         client.uploader(file_stream=io.BytesIO(b"abc"), metadata={"title": "x"}).upload()
+
+
+# --- what one user's uploads may take ---------------------------------------------------------
+
+MAX_PARTS = 4
+MAX_OPEN = 2
+
+
+def _bounded(stack: Stack) -> str:
+    """A replica allowing few parts per upload and few open uploads per user; its URL."""
+    if "tus:bounded" not in stack.cache:
+        stack.cache["tus:bounded"] = stack.start_video(
+            REELGRAPH_VIDEO_UPLOAD_MAX_PARTS=str(MAX_PARTS),
+            REELGRAPH_VIDEO_MAX_OPEN_UPLOADS=str(MAX_OPEN),
+        )
+    url: str = stack.cache["tus:bounded"].url
+    return url
+
+
+async def _trickle(data: bytes) -> AsyncIterator[bytes]:
+    yield data
+
+
+async def test_an_upload_takes_a_bounded_number_of_parts(api: Api, stack: Stack) -> None:
+    base = _bounded(stack)
+    creator = await api.register()
+    data = os.urandom(4000)
+    share = len(data) // MAX_PARTS
+    created = await api.http.post(
+        f"{base}/uploads",
+        headers={
+            **TUS,
+            **_auth(creator),
+            "upload-length": str(len(data)),
+            "upload-metadata": _metadata(filename="a.mp4", title="Parts", categoryId="music"),
+        },
+    )
+    assert created.status_code == 201, created.text
+    url = created.headers["location"]
+    video_id = (await _only_video(api, creator))["id"]
+    mine = {**OCTETS, **_auth(creator)}
+
+    # Thousands of 1-byte PATCHes would mean thousands of objects and rows: a PATCH that does
+    # not finish the upload carries at least 1/MAX_PARTS of it, whether its size was
+    # declared (refused before a byte is read) or not (chunked; refused and discarded).
+    tiny = await api.http.patch(url, content=b"x", headers={**mine, "upload-offset": "0"})
+    assert tiny.status_code == 400
+    assert f"at least {share} bytes" in tiny.text
+    assert tiny.headers["tus-resumable"] == "1.0.0"
+    chunked = await api.http.patch(
+        url, content=_trickle(data[:10]), headers={**mine, "upload-offset": "0"}
+    )
+    assert chunked.status_code == 400, chunked.text
+    assert await _offset(api.http, url, creator) == 0
+    assert [i async for i in api.storage.list(f"uploads/{video_id}/parts/")] == []
+
+    # A client that cannot go that small is told so at its first PATCH.
+    with pytest.raises(TusCommunicationError):
+        await asyncio.to_thread(_tus_upload, url, creator, data, chunk_size=share // 2)
+
+    # A cut-off PATCH keeps what arrived, however little, and the client resumes after it.
+    first = await api.http.patch(url, content=data[:share], headers={**mine, "upload-offset": "0"})
+    assert first.status_code == 204
+    kept, wait = share, 0.2
+    deadline = time.monotonic() + 40
+    while kept == share and time.monotonic() < deadline:
+        await _cut_patch(url, creator, data[share : share * 2], wait, offset=share)
+        wait *= 2
+        for _ in range(50):
+            kept = await _offset(api.http, url, creator)
+            if kept > share:
+                break
+            await asyncio.sleep(0.1)
+    assert share < kept < share + share // 2 + 1
+    third = await api.http.patch(
+        url, content=data[kept : kept + share], headers={**mine, "upload-offset": str(kept)}
+    )
+    assert third.status_code == 204
+    at = kept + share
+
+    # One part left: it must carry every remaining byte.
+    short = await api.http.patch(
+        url, content=data[at : at + share], headers={**mine, "upload-offset": str(at)}
+    )
+    assert short.status_code == 400
+    assert f"all {len(data) - at} remaining bytes" in short.text
+    assert await _offset(api.http, url, creator) == at
+    await asyncio.to_thread(_tus_upload, url, creator, data, chunk_size=len(data))
+
+    await _processing(api, video_id, creator)
+    assert await api.storage.get(f"uploads/{video_id}/source") == data
+
+
+async def test_a_user_holds_a_bounded_number_of_unfinished_uploads(api: Api, stack: Stack) -> None:
+    base = _bounded(stack)
+    bounded = GraphQLClient(f"{base}/graphql")
+    creator = await api.register()
+    create = {"title": "Open", "categoryId": "music", "filename": "a.mp4", "sizeBytes": 10}
+    try:
+        sessions = []
+        for _ in range(MAX_OPEN):
+            body = await bounded.execute(CREATE_UPLOAD, {"input": create}, token=creator.token)
+            assert "errors" not in body, body
+            sessions.append(body["data"]["createUpload"])
+
+        refused = await bounded.execute(CREATE_UPLOAD, {"input": create}, token=creator.token)
+        assert codes(refused) == ["TOO_MANY_UPLOADS"]
+        assert refused["errors"][0]["extensions"]["limit"] == MAX_OPEN
+        assert refused["data"] is None
+        over_tus = await api.http.post(
+            f"{base}/uploads",
+            headers={
+                **TUS,
+                **_auth(creator),
+                "upload-length": "10",
+                "upload-metadata": _metadata(filename="a.mp4", title="t", categoryId="music"),
+            },
+        )
+        assert over_tus.status_code == 429
+        assert "unfinished uploads" in over_tus.text
+        # Nothing was created by the refusals.
+        listing = await api.q(
+            'query U($id: ID!) { _entities(representations: [{__typename: "User", id: $id}]) '
+            "{ ... on User { videos { totalCount } } } }",
+            {"id": creator.id},
+            creator,
+        )
+        assert listing["data"]["_entities"][0]["videos"]["totalCount"] == MAX_OPEN
+
+        # Finishing one, or giving it up, makes room again.
+        done = await api.http.patch(
+            sessions[0]["uploadUrl"],
+            content=b"0123456789",
+            headers={**OCTETS, **_auth(creator), "upload-offset": "0"},
+        )
+        assert done.status_code == 204
+        again = await bounded.execute(CREATE_UPLOAD, {"input": create}, token=creator.token)
+        assert "errors" not in again, again
+        assert codes(
+            await bounded.execute(CREATE_UPLOAD, {"input": create}, token=creator.token)
+        ) == ["TOO_MANY_UPLOADS"]
+        gone = await api.http.delete(sessions[1]["uploadUrl"], headers={**TUS, **_auth(creator)})
+        assert gone.status_code == 204
+        last = await bounded.execute(CREATE_UPLOAD, {"input": create}, token=creator.token)
+        assert "errors" not in last, last
+    finally:
+        await bounded.close()

@@ -44,6 +44,17 @@ KEY = b"k" * 32
         ("bytes=-", None),
         ("bytes", None),
         ("lines=1-2", None),
+        # Headers arrive as Latin-1: 0xB2 is "²", which str.isdigit() takes and int() refuses.
+        ("bytes=\xb2-", None),
+        ("bytes=-\xb2", None),
+        ("bytes=0-\xb2", None),
+        ("bytes=\u0663-", None),
+        ("bytes=1_0-20", None),
+        ("bytes=\xa05-9", None),
+        # More digits than int() parses by default: still a position, past any object.
+        ("bytes=0-" + "9" * 5000, (0, 1000)),
+        ("bytes=-" + "9" * 5000, (0, 1000)),
+        ("bytes=" + "0" * 5000 + "5-9", (5, 10)),
     ],
 )
 def test_range_headers(header: str | None, expected: tuple[int, int] | None) -> None:
@@ -51,7 +62,8 @@ def test_range_headers(header: str | None, expected: tuple[int, int] | None) -> 
 
 
 @pytest.mark.parametrize(
-    ("header", "size"), [("bytes=1000-", 1000), ("bytes=-0", 1000), ("bytes=0-", 0)]
+    ("header", "size"),
+    [("bytes=1000-", 1000), ("bytes=-0", 1000), ("bytes=0-", 0), ("bytes=" + "9" * 5000 + "-", 10)],
 )
 def test_unsatisfiable_ranges(header: str, size: int) -> None:
     with pytest.raises(Unsatisfiable):
@@ -77,6 +89,10 @@ def test_tokens_open_only_their_video_until_they_expire() -> None:
         ("video-a", "", now),
         ("video-a", "12.34.56.78.90", now),
         ("video-a", "x.y", now),
+        # Digits int() refuses or reads differently: refused, never an error.
+        ("video-a", "\xb2.x", now),
+        ("video-a", "\u0663\u0663.x", now),
+        ("video-a", "9" * 13 + ".x", now),
     ]:
         with pytest.raises(TokenRejected):
             signer.verify(bad_video, bad_token, now=moment)
