@@ -57,13 +57,17 @@ class DepositStatus(StrEnum):
     DECLINED = "DECLINED"
 
 
-@strawberry.enum
+@strawberry.enum(
+    description="Why a playback session ended. PRICE_CHANGED: the owner changed the video's "
+    "price; start a new session at the new price."
+)
 class PlaybackEndReason(StrEnum):
     ENDED_BY_VIEWER = "ENDED_BY_VIEWER"
     EXPIRED = "EXPIRED"
     INSUFFICIENT_FUNDS = "INSUFFICIENT_FUNDS"
     VIDEO_DELETED = "VIDEO_DELETED"
     ACCOUNT_DELETED = "ACCOUNT_DELETED"
+    PRICE_CHANGED = "PRICE_CHANGED"
 
 
 @strawberry.enum
@@ -484,7 +488,10 @@ class Mutation:
             created_at=row.created_at,
         )
 
-    @strawberry.mutation(description="The video's owner only; 0 makes it free.")
+    @strawberry.mutation(
+        description="The video's owner only; 0 makes it free. Other viewers' running sessions "
+        "at another price end (PRICE_CHANGED)."
+    )
     async def set_video_price(
         self,
         info: BillingInfo,
@@ -507,8 +514,10 @@ class Mutation:
         return PlaybackSession.of(view)
 
     @strawberry.mutation(
-        description="Report progress: charges each started minute once, extends the session "
-        "and returns a fresh playback token."
+        description="Report the player's position while it plays. A position that moved since "
+        "the last heartbeat charges every minute begun since the start (wall clock) and "
+        "extends the session and its token; an unchanged one (paused) charges and extends "
+        "nothing, so the session lapses. Pausing for long: call endPlayback."
     )
     async def playback_heartbeat(
         self, info: BillingInfo, session_id: strawberry.ID, position_seconds: float
@@ -518,7 +527,10 @@ class Mutation:
         )
         return PlaybackSession.of(view)
 
-    @strawberry.mutation
+    @strawberry.mutation(
+        description="End the session: the minutes begun so far are charged, its token stops "
+        "granting."
+    )
     async def end_playback(self, info: BillingInfo, session_id: strawberry.ID) -> PlaybackSession:
         view = await info.context.service.end_playback(
             info.context.require_viewer(), str(session_id)
