@@ -517,7 +517,8 @@ class Mutation:
         description="Report the player's position while it plays. A position that moved since "
         "the last heartbeat charges every minute begun since the start (wall clock) and "
         "extends the session and its token; an unchanged one (paused) charges and extends "
-        "nothing, so the session lapses. Pausing for long: call endPlayback."
+        "nothing, and the session lapses, charged until then. When the viewer pauses, call "
+        "endPlayback (and startPlayback on resume)."
     )
     async def playback_heartbeat(
         self, info: BillingInfo, session_id: strawberry.ID, position_seconds: float
