@@ -137,9 +137,12 @@ class Video:
 
     @strawberry.field(description="The price per minute; free videos cost 0.")
     async def price(self, info: BillingInfo) -> VideoPrice:
-        price: domain.VideoPrice = await _loader(info, "prices", info.context.service.prices).load(
-            str(self.id)
-        )
+        viewer = info.context.viewer
+
+        async def load(ids: list[str]) -> list[domain.VideoPrice]:
+            return await info.context.service.prices(viewer, ids)
+
+        price: domain.VideoPrice = await _loader(info, "prices", load).load(str(self.id))
         return VideoPrice(price_per_minute=Long(price.price_per_minute), currency=price.currency)
 
     @strawberry.field(description="Whether the current viewer may watch it now, and why.")

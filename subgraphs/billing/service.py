@@ -553,15 +553,21 @@ class BillingService:
         self._on_events()
         return VideoPrice(video_id, price, currency)
 
-    async def prices(self, video_ids: Sequence[str]) -> list[VideoPrice]:
+    async def prices(
+        self, viewer: AccessClaims | None, video_ids: Sequence[str]
+    ) -> list[VideoPrice]:
+        """Each video's price; a video the viewer may not see is priced like a missing one
+        (free), so its price does not tell that it exists."""
         valid = [i for i in video_ids if _is_uuid(i)]
         async with self.db.transaction() as session:
             rows = (
-                (await session.execute(select(Price).where(col(Price.video_id).in_(valid))))
-                .scalars()
-                .all()
-            )
-        found = {p.video_id: p for p in rows}
+                await session.execute(
+                    select(Price, Video)
+                    .join(Video, col(Video.id) == col(Price.video_id))
+                    .where(col(Price.video_id).in_(valid))
+                )
+            ).all()
+        found = {price.video_id: price for price, video in rows if _visible(video, viewer)}
         default = self.settings.billing_currency
         return [
             VideoPrice(i, found[i].price_per_minute, found[i].currency)

@@ -166,15 +166,18 @@ async def _answers_like_a_missing_video(stack: Stack, video: str, token: str) ->
 
     async def answers(video_id: str) -> list[Any]:
         return [
-            (await stack.entity(video_id, token))["access"],
-            (await stack.entity(video_id))["access"],
+            {k: v for k, v in (await stack.entity(video_id, token)).items() if k != "id"},
+            {k: v for k, v in (await stack.entity(video_id)).items() if k != "id"},
             (await _set_price(stack, token, video_id, 10))["errors"],
             (await stack.gql.execute(START, {"v": video_id}, token=token))["errors"],
         ]
 
     hidden, missing = await answers(video), await answers(str(uuid.uuid4()))
     assert hidden == missing
-    assert hidden[0] == {"canWatch": False, "reason": "UNAVAILABLE"}
+    assert hidden[0] == {
+        "price": {"pricePerMinute": 0, "currency": "USD"},
+        "access": {"canWatch": False, "reason": "UNAVAILABLE"},
+    }
     assert [e["extensions"]["code"] for e in hidden[2] + hidden[3]] == ["NOT_FOUND", "NOT_FOUND"]
 
 
@@ -184,11 +187,13 @@ async def test_a_private_or_unfinished_video_looks_missing_to_everyone_else(stac
     unfinished = await stack.publish_video(owner, visibility="UNLISTED", ready=False)
     await stack.wait_access(unfinished, owner.token, "NOT_READY")
     for video in (private, unfinished):
-        await _answers_like_a_missing_video(stack, video, other.token)
-        # Admins see every video: they hear that only its owner may price it.
-        assert error_codes(await _set_price(stack, admin.token, video, 10)) == ["FORBIDDEN"]
-        # Its owner prices it.
+        # Its owner prices it; nobody else can tell, not even from the price.
         assert "errors" not in await _set_price(stack, owner.token, video, 10)
+        await _answers_like_a_missing_video(stack, video, other.token)
+        # Admins see every video: they hear that only its owner may price it, and the price.
+        assert error_codes(await _set_price(stack, admin.token, video, 10)) == ["FORBIDDEN"]
+        assert (await stack.entity(video, admin.token))["price"]["pricePerMinute"] == 10
+        assert (await stack.entity(video, owner.token))["price"]["pricePerMinute"] == 10
     assert (await stack.entity(private, owner.token))["access"]["reason"] == "OWNER"
 
 
