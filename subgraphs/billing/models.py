@@ -148,16 +148,19 @@ class PlaybackSession(BillingTable, table=True):
     viewer_id: str = Field(max_length=36, index=True)
     video_id: str = Field(max_length=36, index=True)
     creator_id: str = Field(max_length=36)
-    # The price when the session started: a price change applies to new sessions only.
+    # The price when the session started; a price change ends the session (PRICE_CHANGED).
     price_per_minute: int = Field(sa_column=_money())
     currency: str = Field(max_length=3)
     # ACTIVE, ENDED; `end_reason` says why it ended (ENDED_BY_VIEWER, EXPIRED,
-    # INSUFFICIENT_FUNDS, VIDEO_DELETED, ACCOUNT_DELETED).
+    # INSUFFICIENT_FUNDS, VIDEO_DELETED, ACCOUNT_DELETED, PRICE_CHANGED).
     status: str = Field(max_length=16, index=True)
     end_reason: str | None = Field(default=None, max_length=24)
     charged_minutes: int = 0
+    # The position of the last heartbeat that extended the session (0 at the start); a
+    # heartbeat reporting the same one is a paused player and extends nothing.
     position_seconds: float = 0.0
     started_at: datetime = Field(sa_column=_time())
+    # The last heartbeat that extended the session; it lapses a TTL after it.
     last_heartbeat_at: datetime = Field(sa_column=_time())
     expires_at: datetime = Field(sa_column=_time(index=True))
     ended_at: datetime | None = Field(default=None, sa_column=_time(nullable=True))

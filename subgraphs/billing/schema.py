@@ -57,13 +57,17 @@ class DepositStatus(StrEnum):
     DECLINED = "DECLINED"
 
 
-@strawberry.enum
+@strawberry.enum(
+    description="Why a playback session ended. PRICE_CHANGED: the owner changed the video's "
+    "price; start a new session at the new price."
+)
 class PlaybackEndReason(StrEnum):
     ENDED_BY_VIEWER = "ENDED_BY_VIEWER"
     EXPIRED = "EXPIRED"
     INSUFFICIENT_FUNDS = "INSUFFICIENT_FUNDS"
     VIDEO_DELETED = "VIDEO_DELETED"
     ACCOUNT_DELETED = "ACCOUNT_DELETED"
+    PRICE_CHANGED = "PRICE_CHANGED"
 
 
 @strawberry.enum
@@ -133,9 +137,12 @@ class Video:
 
     @strawberry.field(description="The price per minute; free videos cost 0.")
     async def price(self, info: BillingInfo) -> VideoPrice:
-        price: domain.VideoPrice = await _loader(info, "prices", info.context.service.prices).load(
-            str(self.id)
-        )
+        viewer = info.context.viewer
+
+        async def load(ids: list[str]) -> list[domain.VideoPrice]:
+            return await info.context.service.prices(viewer, ids)
+
+        price: domain.VideoPrice = await _loader(info, "prices", load).load(str(self.id))
         return VideoPrice(price_per_minute=Long(price.price_per_minute), currency=price.currency)
 
     @strawberry.field(description="Whether the current viewer may watch it now, and why.")
@@ -484,7 +491,10 @@ class Mutation:
             created_at=row.created_at,
         )
 
-    @strawberry.mutation(description="The video's owner only; 0 makes it free.")
+    @strawberry.mutation(
+        description="The video's owner only; 0 makes it free. Other viewers' running sessions "
+        "at another price end (PRICE_CHANGED)."
+    )
     async def set_video_price(
         self,
         info: BillingInfo,
@@ -507,8 +517,11 @@ class Mutation:
         return PlaybackSession.of(view)
 
     @strawberry.mutation(
-        description="Report progress: charges each started minute once, extends the session "
-        "and returns a fresh playback token."
+        description="Report the player's position while it plays. A position that moved since "
+        "the last heartbeat charges every minute begun since the start (wall clock) and "
+        "extends the session and its token; an unchanged one (paused) charges and extends "
+        "nothing, and the session lapses, charged until then. When the viewer pauses, call "
+        "endPlayback (and startPlayback on resume)."
     )
     async def playback_heartbeat(
         self, info: BillingInfo, session_id: strawberry.ID, position_seconds: float
@@ -518,7 +531,10 @@ class Mutation:
         )
         return PlaybackSession.of(view)
 
-    @strawberry.mutation
+    @strawberry.mutation(
+        description="End the session: the minutes begun so far are charged, its token stops "
+        "granting."
+    )
     async def end_playback(self, info: BillingInfo, session_id: strawberry.ID) -> PlaybackSession:
         view = await info.context.service.end_playback(
             info.context.require_viewer(), str(session_id)

@@ -17,7 +17,7 @@ from datetime import date, datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import and_, case, func, select, update
+from sqlalchemy import and_, case, func, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -54,6 +54,11 @@ MAX_REASON = 200
 # Positions beyond this are not a video anyone watches (about 116 days).
 MAX_POSITION_SECONDS = 10_000_000
 MAX_REPORT_PERIODS = 400
+# Reports cover dates Reelgraph can hold charges for; far outside, date arithmetic overflows.
+MIN_REPORT_DATE = date(2000, 1, 1)
+MAX_REPORT_DATE = date(2999, 12, 31)
+# Posting ids are signed 64-bit integers (PostgreSQL BIGINT, SQLite INTEGER).
+MAX_POSTING_ID = 2**63 - 1
 # How often a request that found its idempotency key in flight looks again.
 _DEPOSIT_POLL_SECONDS = 0.05
 
@@ -91,6 +96,8 @@ class EndReason(StrEnum):
     INSUFFICIENT_FUNDS = "INSUFFICIENT_FUNDS"
     VIDEO_DELETED = "VIDEO_DELETED"
     ACCOUNT_DELETED = "ACCOUNT_DELETED"
+    # The owner changed the price: the session's terms no longer hold; start a new one.
+    PRICE_CHANGED = "PRICE_CHANGED"
 
 
 class AccessReason(StrEnum):
@@ -207,6 +214,23 @@ def _is_uuid(value: object) -> bool:
     except (ValueError, AttributeError):
         return False
     return True
+
+
+def _visible(video: Video, viewer: AccessClaims | None) -> bool:
+    """Video's own rule (docs/video.md): owners and admins see every video not deleted, anyone
+    else READY videos that are not PRIVATE. A video someone may not see is, to them, missing."""
+    if video.deleted:
+        return False
+    if viewer is not None and (viewer.is_admin or video.owner_id == viewer.subject):
+        return True
+    return video.status == "READY" and video.visibility != "PRIVATE"
+
+
+async def _video_row(session: AsyncSession, video_id: str, *, share: bool) -> Video | None:
+    """The projected video, row-locked (shared or exclusive) on PostgreSQL; SQLite transactions
+    are serialised anyway."""
+    query = select(Video).where(col(Video.id) == video_id).with_for_update(read=share)
+    return (await session.execute(query)).scalar_one_or_none()
 
 
 def _fault(settings: Settings, point: str) -> None:
@@ -434,7 +458,12 @@ class BillingService:
         )
         if after is not None:
             (before,) = decode_cursor(after, 1)
-            if isinstance(before, bool) or not isinstance(before, int):
+            # Only ids we issued: an integer the database can compare (no bool, no 2^64).
+            if (
+                isinstance(before, bool)
+                or not isinstance(before, int)
+                or not 1 <= before <= MAX_POSTING_ID
+            ):
                 raise BadUserInput("Invalid cursor.", field="after")
             query = query.where(col(Posting.id) < before)
         async with self.db.transaction() as session:
@@ -463,7 +492,8 @@ class BillingService:
     async def set_video_price(
         self, viewer: AccessClaims, video_id: str, price_per_minute: int, currency: str | None
     ) -> VideoPrice:
-        """Only the video's owner, as video's events told us, may price it; 0 makes it free."""
+        """Only the video's owner, as video's events told us, may price it; 0 makes it free.
+        A change ends the video's running sessions whose price it changes (PRICE_CHANGED)."""
         video_id = _uuid(video_id, "videoId")
         price = self._integer(price_per_minute, "pricePerMinute")
         maximum = self.settings.billing_max_price_per_minute
@@ -474,8 +504,11 @@ class BillingService:
             )
         currency = self.currency(currency)
         async with self.db.transaction() as session:
-            video = await session.get(Video, video_id)
-            if video is None or video.deleted:
+            # The video row lock orders this change against `start_playback` (which takes it
+            # shared): a session starts either before the change, and is ended by it, or after
+            # it, at the new price.
+            video = await _video_row(session, video_id, share=False)
+            if video is None or not _visible(video, viewer):
                 raise NotFound("Video not found.")
             if video.owner_id != viewer.subject:
                 raise Forbidden("Only the video's owner can set its price.")
@@ -497,18 +530,44 @@ class BillingService:
                 session.add(row)
             await session.flush()
             await events.price_updated(session, video_id, row)
+            # A session keeps the price it started with, so a session whose price this changes
+            # ends now (its tokens stop granting once video hears of it); the viewer starts a
+            # new one at the new price. The owner's own sessions are free either way.
+            changed = (
+                col(PlaybackSession.price_per_minute) != 0
+                if price == 0
+                else or_(
+                    col(PlaybackSession.price_per_minute) != price,
+                    col(PlaybackSession.currency) != currency,
+                )
+            )
+            await self._end_sessions(
+                session,
+                and_(
+                    col(PlaybackSession.video_id) == video_id,
+                    col(PlaybackSession.viewer_id) != video.owner_id,
+                    changed,
+                ),
+                EndReason.PRICE_CHANGED,
+            )
         self._on_events()
         return VideoPrice(video_id, price, currency)
 
-    async def prices(self, video_ids: Sequence[str]) -> list[VideoPrice]:
+    async def prices(
+        self, viewer: AccessClaims | None, video_ids: Sequence[str]
+    ) -> list[VideoPrice]:
+        """Each video's price; a video the viewer may not see is priced like a missing one
+        (free), so its price does not tell that it exists."""
         valid = [i for i in video_ids if _is_uuid(i)]
         async with self.db.transaction() as session:
             rows = (
-                (await session.execute(select(Price).where(col(Price.video_id).in_(valid))))
-                .scalars()
-                .all()
-            )
-        found = {p.video_id: p for p in rows}
+                await session.execute(
+                    select(Price, Video)
+                    .join(Video, col(Video.id) == col(Price.video_id))
+                    .where(col(Price.video_id).in_(valid))
+                )
+            ).all()
+        found = {price.video_id: price for price, video in rows if _visible(video, viewer)}
         default = self.settings.billing_currency
         return [
             VideoPrice(i, found[i].price_per_minute, found[i].currency)
@@ -547,10 +606,10 @@ class BillingService:
             is_owner = viewer is not None and video is not None and video.owner_id == viewer.subject
             # Admins watch any video through video's signed URLs, as its media gates allow.
             is_admin = viewer is not None and viewer.is_admin
-            hidden = video is not None and video.visibility == "PRIVATE"
-            if video is None or video.deleted or (hidden and not (is_owner or is_admin)):
+            if video is None or not _visible(video, viewer):
                 answers.append(Access(False, AccessReason.UNAVAILABLE))
             elif video.status != "READY":
+                # Only those who may see an unfinished video learn that it is one.
                 answers.append(Access(False, AccessReason.NOT_READY))
             elif is_owner:
                 answers.append(Access(True, AccessReason.OWNER))
@@ -654,11 +713,16 @@ class BillingService:
         session.add(video)
 
     async def _end_sessions(self, session: AsyncSession, which: Any, reason: EndReason) -> None:
+        """End the active sessions `which` selects, for a reason the platform decided (video or
+        account deleted, price changed). Nothing more is charged: settling would post to many
+        wallets in one transaction, and the viewer did not choose the end."""
         rows = (
             (
                 await session.execute(
                     select(PlaybackSession)
                     .where(which, col(PlaybackSession.status) == SessionStatus.ACTIVE)
+                    # One lock order for every bulk end, so two never wait on each other.
+                    .order_by(col(PlaybackSession.id))
                     .with_for_update()
                 )
             )
@@ -711,11 +775,19 @@ class BillingService:
         needs a balance of at least one minute."""
         video_id = _uuid(video_id, "videoId")
         async with self.db.transaction() as session:
-            video = await session.get(Video, video_id)
+            # Shared with other starts, exclusive against a price change (`set_video_price`).
+            video = await _video_row(session, video_id, share=True)
             is_owner = video is not None and video.owner_id == viewer.subject
-            if video is None or video.deleted or (video.visibility == "PRIVATE" and not is_owner):
+            # Admins may see others' private videos, but video never opens one to a playback
+            # token of anyone but its owner, so a session on one is refused as missing too.
+            if (
+                video is None
+                or not _visible(video, viewer)
+                or (video.visibility == "PRIVATE" and not is_owner)
+            ):
                 raise NotFound("Video not found.")
             if video.status != "READY":
+                # Only its owner and admins may see an unfinished video, so only they hear this.
                 raise Conflict("This video cannot be played yet.", reason="VIDEO_NOT_READY")
             price = None if is_owner else await session.get(Price, video_id)
             now = self.clock()
@@ -740,20 +812,25 @@ class BillingService:
         self._on_events()
         return self._view(playback)
 
-    def minutes_due(self, playback: PlaybackSession, position_seconds: float, now: datetime) -> int:
-        """Started minutes, counted by both the position and the wall clock since the start:
-        a client can never be billed (or claim) more than time itself allows."""
-        minute = self._minute()
+    def minutes_begun(self, playback: PlaybackSession, now: datetime) -> int:
+        """Minutes of the session begun by `now` (minute 0 begins at the start): the most it
+        may have been charged at `now`, since a minute is charged once it has begun."""
         elapsed = max(0.0, (now - playback.started_at).total_seconds())
-        by_clock = math.floor(elapsed / minute) + 1
-        by_position = math.floor(position_seconds / minute) + 1
-        return min(by_clock, by_position)
+        return math.floor(elapsed / self._minute()) + 1
+
+    def minutes_begun_before(self, playback: PlaybackSession, end: datetime) -> int:
+        """Minutes of the session that began before `end`: what a session open (its token
+        valid) until `end` owes. A minute beginning exactly at `end` was never granted."""
+        elapsed = max(0.0, (end - playback.started_at).total_seconds())
+        return max(1, math.ceil(elapsed / self._minute()))
 
     async def heartbeat(
         self, viewer: AccessClaims, session_id: str, position_seconds: float
     ) -> Playback:
-        """Record progress, charge every started minute not yet charged (each exactly once),
-        and extend the session and its token."""
+        """A player reporting its position. If the position moved since the previous
+        heartbeat, the viewer is watching: every minute begun by now is charged (each exactly
+        once) and the session and its token are extended. If it did not move (paused, or a
+        client lying), nothing is charged and nothing extended: the session lapses."""
         session_id = _uuid(session_id, "sessionId")
         if (
             isinstance(position_seconds, bool)
@@ -765,7 +842,10 @@ class BillingService:
                 f"positionSeconds must be between 0 and {MAX_POSITION_SECONDS}.",
                 field="positionSeconds",
             )
+        position = float(position_seconds)
         ended: EndReason | None = None
+        # Set when the session had already lapsed: how it ended.
+        lapsed: EndReason | None = None
         charged = 0
         async with self.db.transaction() as session:
             # The session row lock serialises heartbeats of one session (PostgreSQL; SQLite
@@ -775,32 +855,30 @@ class BillingService:
             if playback.status != SessionStatus.ACTIVE:
                 raise SessionEnded("This playback session has ended.", reason=playback.end_reason)
             if playback.expires_at <= now:
-                await self._end(session, playback, EndReason.EXPIRED)
-                ended = EndReason.EXPIRED
-            else:
-                due = self.minutes_due(playback, float(position_seconds), now)
-                playback.position_seconds = float(position_seconds)
-                playback.last_heartbeat_at = now
-                playback.expires_at = now + self._ttl()
-                # Free sessions (and owners watching their own video) are never charged.
+                lapsed = await self._expire(session, playback)
+            elif position != playback.position_seconds:
+                # Extending the token is what grants media, so it is paid for: by the wall
+                # clock, never by the position the client claims.
+                due = self.minutes_begun(playback, now)
                 chargeable = due if playback.price_per_minute > 0 else 0
                 for minute in range(playback.charged_minutes, chargeable):
-                    try:
-                        async with session.begin_nested():
-                            await self._charge_minute(session, playback, minute, now)
-                    except InsufficientFunds:
+                    if not await self._try_charge_minute(session, playback, minute, now):
                         await self._end(session, playback, EndReason.INSUFFICIENT_FUNDS)
                         ended = EndReason.INSUFFICIENT_FUNDS
                         break
                     charged += 1
+                if ended is None:
+                    playback.position_seconds = position
+                    playback.last_heartbeat_at = now
+                    playback.expires_at = now + self._ttl()
                 session.add(playback)
                 if charged:
                     _fault(self.settings, "crash_before_charge_commit")
         if charged:
             _fault(self.settings, "crash_after_charge_commit")
         self._on_events()
-        if ended is EndReason.EXPIRED:
-            raise SessionEnded("This playback session has expired.", reason=ended.value)
+        if lapsed is not None:
+            raise SessionEnded("This playback session has expired.", reason=lapsed.value)
         if ended is EndReason.INSUFFICIENT_FUNDS:
             raise InsufficientFunds(
                 "Insufficient funds: the playback session has ended.",
@@ -808,6 +886,38 @@ class BillingService:
                 chargedMinutes=playback.charged_minutes,
             )
         return self._view(playback)
+
+    async def _try_charge_minute(
+        self, session: AsyncSession, playback: PlaybackSession, minute: int, now: datetime
+    ) -> bool:
+        """Charge one minute in a savepoint; False (and nothing written) if the wallet cannot
+        pay it, so the minutes charged before it stay."""
+        try:
+            async with session.begin_nested():
+                await self._charge_minute(session, playback, minute, now)
+        except InsufficientFunds:
+            return False
+        return True
+
+    async def _charge_until(
+        self, session: AsyncSession, playback: PlaybackSession, end: datetime
+    ) -> bool:
+        """Charge what a session open until `end` still owes: every minute begun before it (its
+        token granted them). False if the wallet ran out first."""
+        if playback.price_per_minute <= 0:
+            return True
+        now = self.clock()
+        for minute in range(playback.charged_minutes, self.minutes_begun_before(playback, end)):
+            if not await self._try_charge_minute(session, playback, minute, now):
+                return False
+        return True
+
+    async def _expire(self, session: AsyncSession, playback: PlaybackSession) -> EndReason:
+        """End a session whose token lapsed, charging the minutes its token granted."""
+        paid = await self._charge_until(session, playback, playback.expires_at)
+        reason = EndReason.EXPIRED if paid else EndReason.INSUFFICIENT_FUNDS
+        await self._end(session, playback, reason)
+        return reason
 
     async def _charge_minute(
         self, session: AsyncSession, playback: PlaybackSession, minute: int, now: datetime
@@ -849,40 +959,60 @@ class BillingService:
         await events.charged(session, charge)
 
     async def expire_sessions(self, *, batch: int = 100) -> int:
-        """End sessions whose heartbeats stopped (reason EXPIRED) and announce it; returns how
-        many. Run periodically, so the ledger's view of open sessions stays current."""
+        """End sessions whose heartbeats stopped, charging the minutes their tokens granted
+        (reason EXPIRED, or INSUFFICIENT_FUNDS if the wallet could not pay them), and announce
+        it; returns how many. Run periodically, so lapsed tokens are revoked and paid for."""
         now = self.clock()
+        expired = (
+            select(col(PlaybackSession.id))
+            .where(
+                col(PlaybackSession.status) == SessionStatus.ACTIVE,
+                col(PlaybackSession.expires_at) <= now,
+            )
+            .order_by(col(PlaybackSession.expires_at))
+            .limit(batch)
+        )
         async with self.db.transaction() as session:
-            query = (
-                select(PlaybackSession)
-                .where(
+            candidates = list((await session.execute(expired)).scalars().all())
+        ended = 0
+        # One transaction per session: settling charges the session's wallet, and a
+        # transaction that posted to many wallets could deadlock with heartbeats (each locks
+        # its wallet before the shared platform account).
+        for session_id in candidates:
+            async with self.db.transaction() as session:
+                query = select(PlaybackSession).where(
+                    col(PlaybackSession.id) == session_id,
                     col(PlaybackSession.status) == SessionStatus.ACTIVE,
                     col(PlaybackSession.expires_at) <= now,
                 )
-                .order_by(col(PlaybackSession.expires_at))
-                .limit(batch)
-            )
-            if not self.db.is_sqlite:
-                # Replicas sweep side by side; a session a heartbeat holds is left to it.
-                query = query.with_for_update(skip_locked=True)
-            rows = (await session.execute(query)).scalars().all()
-            for playback in rows:
-                await self._end(session, playback, EndReason.EXPIRED)
-        if rows:
+                if not self.db.is_sqlite:
+                    # Replicas sweep side by side; a session a heartbeat holds is left to it.
+                    query = query.with_for_update(skip_locked=True)
+                playback = (await session.execute(query)).scalar_one_or_none()
+                if playback is None:
+                    continue
+                await self._expire(session, playback)
+                ended += 1
+        if ended:
             self._on_events()
-        return len(rows)
+        return ended
 
     async def end_playback(self, viewer: AccessClaims, session_id: str) -> Playback:
         session_id = _uuid(session_id, "sessionId")
         async with self.db.transaction() as session:
             playback = await self._own_session(session, viewer, session_id, lock=True)
             if playback.status == SessionStatus.ACTIVE:
-                expired = playback.expires_at <= self.clock()
-                await self._end(
-                    session,
-                    playback,
-                    EndReason.EXPIRED if expired else EndReason.ENDED_BY_VIEWER,
-                )
+                now = self.clock()
+                if playback.expires_at <= now:
+                    await self._expire(session, playback)
+                else:
+                    # The token granted media until now: the minutes begun so far are owed.
+                    paid = await self._charge_until(session, playback, now)
+                    await self._end(
+                        session,
+                        playback,
+                        EndReason.ENDED_BY_VIEWER if paid else EndReason.INSUFFICIENT_FUNDS,
+                    )
         self._on_events()
         return self._view(playback)
 
@@ -1059,6 +1189,12 @@ class BillingService:
                 raise Forbidden("You can only read your own revenue.")
             creator_id = viewer.subject
         currency = self.currency(currency)
+        for value, field in ((start, "from"), (end, "to")):
+            if not MIN_REPORT_DATE <= value <= MAX_REPORT_DATE:
+                raise BadUserInput(
+                    f"Report dates must be between {MIN_REPORT_DATE} and {MAX_REPORT_DATE}.",
+                    field=field,
+                )
         if end < start:
             raise BadUserInput("`to` must not be before `from`.", field="to")
         buckets = _buckets(period, start, end)
@@ -1138,7 +1274,8 @@ def _as_date(value: date | str) -> date:
 
 
 def _buckets(period: Period, start: date, end: date) -> list[date]:
-    """The first day of each period from `start` to `end`; the first is clipped to `start`."""
+    """The first day of each period from `start` to `end`; the first is clipped to `start`.
+    Stops one past MAX_REPORT_PERIODS, so the caller can refuse a range that is too long."""
     buckets = [start]
     cursor = start
     while True:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from tests.billing.conftest import START, Stack, User
+from tests.billing.conftest import END, START, Stack, User
 from tests.support.processes import error_codes
 
 EARNINGS = """{ earnings { balance { amount currency } totalEarned { amount }
@@ -23,11 +23,21 @@ mutation F($t: RefundTarget!, $id: ID!, $r: String!) { refund(target: $t, id: $i
 CHARGES = """{ wallet { transactions(first: 100) { edges { node { kind referenceId amount { amount } } } } } }"""
 
 
-async def _watch(stack: Stack, viewer: User, video: str, times: int) -> None:
-    """Each session charges its first minute at once: `times` sessions, `times` minutes."""
+async def _watch(stack: Stack, viewer: User, video: str, times: int) -> int:
+    """`times` sessions, each ended at once; returns the minutes charged. Each charges its
+    first minute as it starts, and ending charges any minute begun since (a minute is a
+    second here: on a slow machine, one may have begun)."""
+    minutes = 0
     for _ in range(times):
         body = await stack.gql.execute(START, {"v": video}, token=viewer.token)
         assert "errors" not in body, body
+        ended = await stack.gql.execute(
+            END, {"s": body["data"]["startPlayback"]["id"]}, token=viewer.token
+        )
+        assert ended["data"]["endPlayback"]["status"] == "ENDED", ended
+        minutes += ended["data"]["endPlayback"]["chargedMinutes"]
+    assert minutes >= times
+    return minutes
 
 
 async def _charge_ids(stack: Stack, viewer: User) -> list[str]:
@@ -63,15 +73,28 @@ async def test_earnings_reports_and_refunds_add_up(stack: Stack) -> None:
     a = await stack.video(creator, price=10)
     b = await stack.video(creator, price=20)
     await stack.deposit(viewer, 1_000)
-    await _watch(stack, viewer, a, 3)
-    await _watch(stack, viewer, b, 1)
+    on_a = await _watch(stack, viewer, a, 3)
+    on_b = await _watch(stack, viewer, b, 1)
+    earned = 7 * on_a + 14 * on_b  # 70% of each 10 and each 20
 
     earnings = (await stack.gql.execute(EARNINGS, token=creator.token))["data"]["earnings"]
-    assert earnings["balance"] == {"amount": 35, "currency": "USD"}  # 70% of 30 + 70% of 20
-    assert earnings["totalEarned"] == {"amount": 35}
-    assert earnings["byVideo"] == [
-        {"video": {"id": a}, "earned": {"amount": 21}, "refunded": {"amount": 0}, "minutes": 3},
-        {"video": {"id": b}, "earned": {"amount": 14}, "refunded": {"amount": 0}, "minutes": 1},
+    assert earnings["balance"] == {"amount": earned, "currency": "USD"}
+    assert earnings["totalEarned"] == {"amount": earned}
+    # Highest first.
+    assert sorted(earnings["byVideo"], key=lambda r: -r["earned"]["amount"]) == earnings["byVideo"]
+    assert sorted(earnings["byVideo"], key=lambda r: r["video"]["id"] != a) == [
+        {
+            "video": {"id": a},
+            "earned": {"amount": 7 * on_a},
+            "refunded": {"amount": 0},
+            "minutes": on_a,
+        },
+        {
+            "video": {"id": b},
+            "earned": {"amount": 14 * on_b},
+            "refunded": {"amount": 0},
+            "minutes": on_b,
+        },
     ]
 
     # An admin refunds one minute of video a: the viewer gets 10 back, the split reverses.
@@ -84,21 +107,23 @@ async def test_earnings_reports_and_refunds_add_up(stack: Stack) -> None:
         REFUND, {"t": "CHARGE", "id": charge, "r": "again"}, token=admin.token
     )
     assert error_codes(again) == ["CONFLICT"]
-    assert await stack.balance(viewer) == 1_000 - 50 + 10
+    gross = 10 * on_a + 20 * on_b
+    assert await stack.balance(viewer) == 1_000 - gross + 10
 
     earnings = (await stack.gql.execute(EARNINGS, token=creator.token))["data"]["earnings"]
-    assert earnings["balance"]["amount"] == 28
-    assert earnings["totalEarned"]["amount"] == 35
+    assert earnings["balance"]["amount"] == earned - 7
+    assert earnings["totalEarned"]["amount"] == earned
     by_id = {row["video"]["id"]: row for row in earnings["byVideo"]}
-    assert by_id[a]["earned"] == {"amount": 14} and by_id[a]["refunded"] == {"amount": 7}
+    assert by_id[a]["earned"] == {"amount": 7 * on_a - 7}
+    assert by_id[a]["refunded"] == {"amount": 7}
 
     own = _totals((await _report(stack, creator.token))["data"]["revenueReport"])
     assert own == {
-        "gross": 40,
-        "creatorEarnings": 28,
-        "platformRevenue": 12,
+        "gross": gross - 10,
+        "creatorEarnings": earned - 7,
+        "platformRevenue": (gross - earned) - 3,
         "refunded": 10,
-        "minutes": 4,
+        "minutes": on_a + on_b,
     }
     named = await _report(stack, admin.token, c=creator.id)
     assert _totals(named["data"]["revenueReport"]) == own
@@ -180,12 +205,47 @@ async def test_reports_and_earnings_are_private(stack: Stack) -> None:
         assert error_codes(body) == ["BAD_USER_INPUT"], (variables, body)
 
 
+async def test_report_dates_outside_the_calendar_we_keep_are_bad_input(stack: Stack) -> None:
+    admin = await stack.admin()
+    for period in ("DAY", "WEEK", "MONTH"):
+        for start, end in (
+            ("9999-12-31", "9999-12-31"),  # was OverflowError (DAY, WEEK) and "year 10000"
+            ("9999-12-01", "9999-12-31"),
+            ("2999-12-31", "3000-01-01"),
+            ("0001-01-01", "0001-01-01"),
+            ("1999-12-31", "2000-01-01"),
+            ("0001-01-01", "9999-12-31"),
+        ):
+            body = await stack.gql.execute(
+                REPORT, {"p": period, "f": start, "t": end}, token=admin.token
+            )
+            assert error_codes(body) == ["BAD_USER_INPUT"], (period, start, end, body)
+        # The edges themselves are fine.
+        for start, end in (("2000-01-01", "2000-01-03"), ("2999-12-29", "2999-12-31")):
+            body = await stack.gql.execute(
+                REPORT, {"p": period, "f": start, "t": end}, token=admin.token
+            )
+            assert "errors" not in body, body
+            rows = body["data"]["revenueReport"]
+            assert (rows[0]["start"], rows[-1]["end"]) == (start, end)
+    # Too many periods is bad input too, whatever the period.
+    for period, start, end in (
+        ("DAY", "2026-01-01", "2027-02-05"),
+        ("WEEK", "2026-01-01", "2034-01-01"),
+        ("MONTH", "2026-01-01", "2060-01-01"),
+    ):
+        body = await stack.gql.execute(
+            REPORT, {"p": period, "f": start, "t": end}, token=admin.token
+        )
+        assert error_codes(body) == ["BAD_USER_INPUT"], (period, body)
+
+
 async def test_only_admins_refund_and_audit(stack: Stack) -> None:
     creator, viewer = await stack.register(), await stack.register()
     video = await stack.video(creator, price=10)
     await stack.deposit(viewer, 500)
-    await _watch(stack, viewer, video, 1)
-    (charge,) = await _charge_ids(stack, viewer)
+    minutes = await _watch(stack, viewer, video, 1)
+    charge = (await _charge_ids(stack, viewer))[0]
     for user in (viewer, creator):
         body = await stack.gql.execute(
             REFUND, {"t": "CHARGE", "id": charge, "r": "please"}, token=user.token
@@ -195,7 +255,7 @@ async def test_only_admins_refund_and_audit(stack: Stack) -> None:
             "FORBIDDEN"
         ]
     assert error_codes(await stack.gql.execute("{ ledgerAudit { ok } }")) == ["UNAUTHENTICATED"]
-    assert await stack.balance(viewer) == 490
+    assert await stack.balance(viewer) == 500 - 10 * minutes
 
 
 async def test_refunding_deposits(stack: Stack) -> None:
@@ -204,7 +264,7 @@ async def test_refunding_deposits(stack: Stack) -> None:
     creator = await stack.register()
     video = await stack.video(creator, price=30)
     spent = await stack.deposit(spender, 500)
-    await _watch(stack, spender, video, 1)
+    minutes = await _watch(stack, spender, video, 1)
     kept = await stack.deposit(saver, 200)
 
     # The spender's wallet no longer holds the whole deposit: refusing keeps it from going
@@ -213,7 +273,7 @@ async def test_refunding_deposits(stack: Stack) -> None:
         REFUND, {"t": "DEPOSIT", "id": spent["id"], "r": "chargeback"}, token=admin.token
     )
     assert error_codes(body) == ["INSUFFICIENT_FUNDS"]
-    assert await stack.balance(spender) == 470
+    assert await stack.balance(spender) == 500 - 30 * minutes
 
     body = await stack.gql.execute(
         REFUND, {"t": "DEPOSIT", "id": kept["id"], "r": "chargeback"}, token=admin.token

@@ -1,12 +1,16 @@
 """Property tests: random sequences of deposits (succeeding, declined, retried, conflicting),
-playback charges, refunds and failures, run through the real service on real SQLite and
-PostgreSQL. Whatever happens, the ledger invariants hold and agree with the business tables."""
+playback (heartbeats that move, paused ones, lapses, ends), price changes, refunds and
+failures, run through the real service on real SQLite and PostgreSQL. Whatever happens, the
+ledger invariants hold and agree with the business tables, and every session was charged
+exactly the minutes its token granted: no more than the wall clock allowed, no fewer."""
 
 from __future__ import annotations
 
 import asyncio
+import math
 import uuid
 from collections.abc import Iterator
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +21,7 @@ from sqlalchemy import bindparam, func, select, text
 from sqlalchemy.exc import DBAPIError
 
 from subgraphs.billing import ledger
-from subgraphs.billing.models import Charge, Deposit, PlaybackSession, Refund
+from subgraphs.billing.models import Charge, Deposit, PlaybackSession, Price, Refund
 from subgraphs.billing.service import BillingService, RefundTarget
 from subgraphs.kernel.errors import DomainError
 from tests.billing.harness import Clock, billing_service, claims, migrated_database
@@ -37,15 +41,25 @@ start_op = st.tuples(st.just("start"), st.integers(0, 2), st.integers(0, 2))
 heartbeat_op = st.tuples(
     st.just("heartbeat"),
     st.integers(0, 7),  # session
-    st.one_of(st.integers(0, 100), st.sampled_from([61, 85])),  # seconds passing (TTL 90)
-    st.integers(0, 900),  # reported position
+    st.one_of(st.integers(0, 100), st.sampled_from([59, 60, 61, 85])),  # seconds (TTL 90)
+    # The reported position; None repeats the session's last one (a paused player).
+    st.one_of(st.integers(0, 900), st.none()),
 )
 end_op = st.tuples(st.just("end"), st.integers(0, 7))
+reprice_op = st.tuples(st.just("reprice"), st.integers(0, 2), st.sampled_from([*PRICES, 40]))
 refund_op = st.tuples(st.sampled_from(["refund_charge", "refund_deposit"]), st.integers(0, 30))
 sweep_op = st.tuples(st.just("sweep"))  # the background expiry of silent sessions
 operations = st.lists(
     st.one_of(
-        deposit_op, start_op, start_op, heartbeat_op, heartbeat_op, end_op, refund_op, sweep_op
+        deposit_op,
+        start_op,
+        start_op,
+        heartbeat_op,
+        heartbeat_op,
+        end_op,
+        refund_op,
+        sweep_op,
+        reprice_op,
     ),
     min_size=5,
     max_size=40,
@@ -86,7 +100,9 @@ async def _scenario(url: str, tmp: Path, funds: list[int], ops: list[tuple[Any, 
         for op in ops:
             # Declined, insufficient funds, conflicts, ended sessions: all expected failures.
             try:
-                await _apply(service, clock, op, viewers, videos, admin, sessions, deposits)
+                await _apply(
+                    service, clock, op, viewers, videos, creator, admin, sessions, deposits
+                )
             except DomainError as error:
                 event(f"{op[0]} failed: {error.code}")
         await _check_invariants(service, viewers, creator)
@@ -98,6 +114,7 @@ async def _apply(
     op: tuple[Any, ...],
     viewers: list[str],
     videos: list[str],
+    creator: str,
     admin: Any,
     sessions: list[str],
     deposits: list[str],
@@ -120,11 +137,18 @@ async def _apply(
         _, index, seconds, position = op
         clock.advance(seconds)
         session_id = sessions[index % len(sessions)]
-        owner = await _session_viewer(service, session_id)
-        await service.heartbeat(claims(owner), session_id, position)
+        row = await _session(service, session_id)
+        paused = position is None
+        await service.heartbeat(
+            claims(row.viewer_id), session_id, row.position_seconds if paused else position
+        )
     elif kind == "end" and sessions:
         session_id = sessions[op[1] % len(sessions)]
-        await service.end_playback(claims(await _session_viewer(service, session_id)), session_id)
+        await service.end_playback(
+            claims((await _session(service, session_id)).viewer_id), session_id
+        )
+    elif kind == "reprice":
+        await service.set_video_price(claims(creator), videos[op[1]], op[2], None)
     elif kind == "sweep":
         await service.expire_sessions()
     elif kind == "refund_charge":
@@ -146,11 +170,21 @@ async def _apply(
         await service.refund(admin, RefundTarget.DEPOSIT, deposits[op[1] % len(deposits)], "test")
 
 
-async def _session_viewer(service: BillingService, session_id: str) -> str:
+async def _session(service: BillingService, session_id: str) -> PlaybackSession:
     async with service.db.transaction() as session:
         row = await session.get(PlaybackSession, session_id)
         assert row is not None
-        return row.viewer_id
+        return row
+
+
+def _begun_by(playback: PlaybackSession, moment: datetime) -> int:
+    """Minutes of the session begun by `moment` (minute 0 begins at the start)."""
+    return math.floor((moment - playback.started_at).total_seconds() / MINUTE) + 1
+
+
+def _begun_before(playback: PlaybackSession, end: datetime) -> int:
+    """Minutes of the session begun strictly before `end`."""
+    return max(1, math.ceil((end - playback.started_at).total_seconds() / MINUTE))
 
 
 async def _check_invariants(service: BillingService, viewers: list[str], creator: str) -> None:
@@ -197,8 +231,13 @@ async def _check_invariants(service: BillingService, viewers: list[str], creator
         assert (
             await ledger.balance(session, ledger.earnings(creator, "USD")) == earned - clawed_back
         )
-        # Each charged minute exists once, numbered 0..n-1, and no session was charged more
-        # minutes than the wall clock allowed between its start and its last heartbeat.
+        # Each charged minute exists once, numbered 0..n-1, each was charged once it had begun
+        # (never more than the wall clock allowed), and every session was charged exactly the
+        # minutes its token granted.
+        prices = {
+            p.video_id: p.price_per_minute
+            for p in (await session.execute(select(Price))).scalars().all()
+        }
         rows = (
             (
                 await session.execute(
@@ -209,19 +248,41 @@ async def _check_invariants(service: BillingService, viewers: list[str], creator
             .all()
         )
         for playback in rows:
-            minutes = sorted(
-                (
-                    await session.execute(
-                        select(Charge.minute_index).where(Charge.session_id == playback.id)
+            charges = (
+                await session.execute(
+                    select(Charge.minute_index, Charge.created_at).where(
+                        Charge.session_id == playback.id
                     )
-                ).scalars()
-            )
-            assert minutes == list(range(playback.charged_minutes))
-            if playback.price_per_minute:
-                elapsed = (playback.last_heartbeat_at - playback.started_at).total_seconds()
-                assert playback.charged_minutes <= int(elapsed // MINUTE) + 1
-            else:
-                assert playback.charged_minutes == 0
+                )
+            ).all()
+            assert sorted(m for m, _ in charges) == list(range(playback.charged_minutes))
+            for minute, charged_at in charges:
+                assert minute < _begun_by(playback, charged_at)
+            _check_paid_for(playback)
+            if playback.status == "ACTIVE":
+                # No session runs on at a price its video no longer has.
+                assert playback.price_per_minute == prices.get(playback.video_id, 0)
+
+
+def _check_paid_for(playback: PlaybackSession) -> None:
+    """Charged minutes against what the session's token granted."""
+    event(f"session: {playback.status} {playback.end_reason}")
+    if not playback.price_per_minute:
+        assert playback.charged_minutes == 0
+        return
+    # Each heartbeat that extended the token charged every minute begun by then.
+    extended = _begun_by(playback, playback.last_heartbeat_at)
+    if playback.status == "ACTIVE" or playback.end_reason in ("PRICE_CHANGED",):
+        assert playback.charged_minutes == extended
+    elif playback.end_reason in ("ENDED_BY_VIEWER", "EXPIRED"):
+        # Ended by the viewer or lapsed: the minutes begun until then are all paid.
+        assert playback.ended_at is not None
+        end = min(playback.ended_at, playback.expires_at)
+        assert playback.charged_minutes == max(extended, _begun_before(playback, end))
+    else:
+        assert playback.end_reason == "INSUFFICIENT_FUNDS"
+        assert playback.ended_at is not None
+        assert playback.charged_minutes <= _begun_by(playback, playback.ended_at)
 
 
 async def _sum(session: Any, column: Any, *where: Any) -> int:

@@ -1,13 +1,16 @@
 """Prices and access, driven by video's events on the real bus: only the owner billing learned
-from those events may price a video; unknown and deleted videos have no price to set."""
+from those events may price a video; unknown and deleted videos have no price to set; a video
+someone may not see (private, unfinished) answers them exactly like a missing one; a price
+change ends the running sessions it reprices."""
 
 from __future__ import annotations
 
 import asyncio
 import time
 import uuid
+from typing import Any
 
-from tests.billing.conftest import SET_PRICE, START, Stack
+from tests.billing.conftest import HEARTBEAT, SESSION, SET_PRICE, START, Stack
 from tests.support.processes import error_codes
 
 
@@ -145,12 +148,114 @@ async def test_events_in_any_order_build_the_same_projection(stack: Stack) -> No
 
 
 async def test_a_video_still_processing_cannot_be_played(stack: Stack) -> None:
-    owner, viewer = await stack.register(), await stack.register()
+    owner, viewer, admin = await stack.register(), await stack.register(), await stack.admin()
     video = await stack.publish_video(owner, ready=False)
-    await stack.wait_access(video, viewer.token, "NOT_READY")
-    body = await stack.gql.execute(START, {"v": video}, token=viewer.token)
-    assert error_codes(body) == ["CONFLICT"]
-    assert body["errors"][0]["extensions"]["reason"] == "VIDEO_NOT_READY"
+    # Those who may see an unfinished video hear that it is one.
+    await stack.wait_access(video, owner.token, "NOT_READY")
+    for who in (owner, admin):
+        assert (await stack.entity(video, who.token))["access"]["reason"] == "NOT_READY"
+        body = await stack.gql.execute(START, {"v": video}, token=who.token)
+        assert error_codes(body) == ["CONFLICT"]
+        assert body["errors"][0]["extensions"]["reason"] == "VIDEO_NOT_READY"
+    # Anyone else: exactly as if there were no such video.
+    await _answers_like_a_missing_video(stack, video, viewer.token)
+
+
+async def _answers_like_a_missing_video(stack: Stack, video: str, token: str) -> None:
+    """Every billing answer about `video` to `token` (and to nobody) is a missing video's."""
+
+    async def answers(video_id: str) -> list[Any]:
+        return [
+            {k: v for k, v in (await stack.entity(video_id, token)).items() if k != "id"},
+            {k: v for k, v in (await stack.entity(video_id)).items() if k != "id"},
+            (await _set_price(stack, token, video_id, 10))["errors"],
+            (await stack.gql.execute(START, {"v": video_id}, token=token))["errors"],
+        ]
+
+    hidden, missing = await answers(video), await answers(str(uuid.uuid4()))
+    assert hidden == missing
+    assert hidden[0] == {
+        "price": {"pricePerMinute": 0, "currency": "USD"},
+        "access": {"canWatch": False, "reason": "UNAVAILABLE"},
+    }
+    assert [e["extensions"]["code"] for e in hidden[2] + hidden[3]] == ["NOT_FOUND", "NOT_FOUND"]
+
+
+async def test_a_private_or_unfinished_video_looks_missing_to_everyone_else(stack: Stack) -> None:
+    owner, other, admin = await stack.register(), await stack.register(), await stack.admin()
+    private = await stack.video(owner, visibility="PRIVATE")
+    unfinished = await stack.publish_video(owner, visibility="UNLISTED", ready=False)
+    await stack.wait_access(unfinished, owner.token, "NOT_READY")
+    for video in (private, unfinished):
+        # Its owner prices it; nobody else can tell, not even from the price.
+        assert "errors" not in await _set_price(stack, owner.token, video, 10)
+        await _answers_like_a_missing_video(stack, video, other.token)
+        # Admins see every video: they hear that only its owner may price it, and the price.
+        assert error_codes(await _set_price(stack, admin.token, video, 10)) == ["FORBIDDEN"]
+        assert (await stack.entity(video, admin.token))["price"]["pricePerMinute"] == 10
+        assert (await stack.entity(video, owner.token))["price"]["pricePerMinute"] == 10
+    assert (await stack.entity(private, owner.token))["access"]["reason"] == "OWNER"
+
+
+async def _state(stack: Stack, token: str, session_id: str) -> dict[str, Any]:
+    body = await stack.gql.execute(SESSION, {"s": session_id}, token=token)
+    assert "errors" not in body, body
+    state: dict[str, Any] = body["data"]["playbackSession"]
+    return state
+
+
+async def test_a_price_change_ends_the_sessions_it_reprices(stack: Stack) -> None:
+    owner, viewer, payer = await stack.register(), await stack.register(), await stack.register()
+    video = await stack.video(owner)
+    await stack.deposit(payer, 1_000)
+    free = (await stack.gql.execute(START, {"v": video}, token=viewer.token))["data"][
+        "startPlayback"
+    ]
+    own = (await stack.gql.execute(START, {"v": video}, token=owner.token))["data"]["startPlayback"]
+    assert free["pricePerMinute"]["amount"] == 0
+    assert "errors" not in await _set_price(stack, owner.token, video, 10)
+    # The session started free would otherwise stream the priced video for nothing.
+    state = await _state(stack, viewer.token, free["id"])
+    assert (state["status"], state["endReason"], state["playbackToken"]) == (
+        "ENDED",
+        "PRICE_CHANGED",
+        None,
+    )
+    beat = await stack.gql.execute(HEARTBEAT, {"s": free["id"], "p": 5}, token=viewer.token)
+    assert error_codes(beat) == ["SESSION_ENDED"]
+    assert beat["errors"][0]["extensions"]["reason"] == "PRICE_CHANGED"
+    assert (await _state(stack, owner.token, own["id"]))["status"] == "ACTIVE"
+    # Video hears of it on the bus, and revokes the session's tokens.
+    group = f"test-{uuid.uuid4().hex}"
+    deadline = time.monotonic() + 30
+    ended: list[dict[str, Any]] = []
+    while not ended and time.monotonic() < deadline:
+        for message in await stack.bus.claim(
+            "billing.playback.ended", group, "t", count=100, block=0.5
+        ):
+            if message.payload["sessionId"] == free["id"]:
+                ended.append(message.payload)
+    assert [(e["reason"], e["videoId"]) for e in ended] == [("PRICE_CHANGED", video)]
+
+    # A session at the new price survives the same price set again, not another one.
+    paid = (await stack.gql.execute(START, {"v": video}, token=payer.token))["data"][
+        "startPlayback"
+    ]
+    assert paid["pricePerMinute"]["amount"] == 10
+    assert "errors" not in await _set_price(stack, owner.token, video, 10)
+    assert (await _state(stack, payer.token, paid["id"]))["status"] == "ACTIVE"
+    assert "errors" not in await _set_price(stack, owner.token, video, 30)
+    state = await _state(stack, payer.token, paid["id"])
+    assert (state["status"], state["endReason"]) == ("ENDED", "PRICE_CHANGED")
+    again = (await stack.gql.execute(START, {"v": video}, token=payer.token))["data"][
+        "startPlayback"
+    ]
+    assert again["pricePerMinute"]["amount"] == 30
+    await stack.gql.execute(
+        "mutation E($s: ID!) { endPlayback(sessionId: $s) { id } }",
+        {"s": again["id"]},
+        token=payer.token,
+    )
 
 
 async def test_deleting_a_video_removes_its_price_and_ends_its_sessions(stack: Stack) -> None:

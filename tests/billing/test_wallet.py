@@ -3,10 +3,12 @@ exact 64-bit amounts, transaction history, the deposit event, and bad input."""
 
 from __future__ import annotations
 
+import base64
 import time
 import uuid
 from typing import Any
 
+from subgraphs.kernel.pagination import encode_cursor
 from tests.billing.conftest import DEPOSIT, Stack
 from tests.support.processes import error_codes
 
@@ -165,6 +167,40 @@ async def test_transactions_page_newest_first(stack: Stack) -> None:
     for bad in ({"first": -1}, {"first": 101}, {"after": "not-a-cursor"}, {"after": "WyJ4Il0"}):
         body = await stack.gql.execute(TRANSACTIONS, bad, token=user.token)
         assert error_codes(body) == ["BAD_USER_INPUT"], (bad, body)
+
+
+def _raw_cursor(text: str) -> str:
+    """A cursor around any JSON text, as someone crafting one would make it."""
+    return base64.urlsafe_b64encode(text.encode()).decode().rstrip("=")
+
+
+async def test_a_crafted_cursor_is_bad_input_never_internal(stack: Stack) -> None:
+    user = await stack.register()
+    await stack.deposit(user, 100)
+    crafted = [
+        "WzE4NDQ2NzQ0MDczNzA5NTUxNjE1XQ",  # [18446744073709551615]: 2^64 - 1
+        encode_cursor(2**63),  # one past the largest 64-bit id
+        _raw_cursor("[-9223372036854775809]"),
+        _raw_cursor("[18446744073709551616]"),  # 2^64: beyond what JSON parsers keep exact
+        _raw_cursor("[1e400]"),
+        encode_cursor(0),
+        encode_cursor(-5),
+        encode_cursor(1.5),
+        encode_cursor(True),
+        encode_cursor(None),
+        encode_cursor("12"),
+        encode_cursor([1]),
+        encode_cursor(1, 2),
+        encode_cursor(),
+    ]
+    for cursor in crafted:
+        body = await stack.gql.execute(TRANSACTIONS, {"after": cursor}, token=user.token)
+        assert error_codes(body) == ["BAD_USER_INPUT"], (cursor, body)
+    # The largest id there can be is a valid cursor: everything is older than it.
+    body = await stack.gql.execute(
+        TRANSACTIONS, {"after": encode_cursor(2**63 - 1)}, token=user.token
+    )
+    assert len(body["data"]["wallet"]["transactions"]["edges"]) == 1, body
 
 
 async def test_nobody_reads_another_users_wallet(stack: Stack) -> None:

@@ -1,8 +1,9 @@
 """A priced video's media needs a playback session: the owner prices it through billing, video
 learns the price from billing's event, and from then on its stream (playlists, segments,
 storyboard) opens only with a live playback token, or for the owner and admins. Tokens stop
-granting when heartbeats stop, when the session ends (by the viewer, for lack of funds, with
-the account), and never open another video. Everything through our router, as clients do."""
+granting when heartbeats stop or stop moving, when the session ends (by the viewer, for lack
+of funds, with the account, on a price change), and never open another video. Everything
+through our router, as clients do."""
 
 from __future__ import annotations
 
@@ -219,6 +220,67 @@ async def test_heartbeats_keep_a_long_playback_going_and_a_stopped_session_lapse
         timeout=DEADLINE,
     )
     assert [e["reason"] for e in ended] == ["EXPIRED"]
+
+
+async def test_a_client_stuck_at_position_zero_is_cut_off_when_its_first_token_lapses(
+    paid: Paid,
+) -> None:
+    owner, viewer = await paid.register(), await paid.register("VIEWER")
+    video_id = await paid.priced_video(owner, 1)
+    await paid.deposit(viewer, 1_000)
+    session = await paid.start(viewer, video_id)
+    first = session["playbackToken"]
+    # It pays the first minute, then reports position 0 for ever, hoping to stream the rest
+    # on that one minute: no heartbeat extends its token, so the media stops at its expiry.
+    newest = first
+    while time.time() < _expiry(first) - 1:
+        beat = await paid.heartbeat(viewer, session["id"], 0)
+        assert "errors" not in beat, beat
+        assert beat["data"]["playbackHeartbeat"]["chargedMinutes"] == 1
+        newest = beat["data"]["playbackHeartbeat"]["playbackToken"]
+        assert _expiry(newest) == _expiry(first)
+        await asyncio.sleep(0.5)
+    url = paid.media(video_id, newest, SEGMENT)
+
+    async def lapsed() -> bool:
+        return await paid.status(url) == 403
+
+    await eventually(lapsed, "the token outlived its session", timeout=SESSION_TTL + DEADLINE)
+
+    # The token's `exp` is whole seconds, at or before the session's expiry: soon after, the
+    # session is over too, and heartbeats (still at 0) are refused.
+    async def refused() -> bool:
+        late = await paid.heartbeat(viewer, session["id"], 0)
+        return codes(late) == ["SESSION_ENDED"]
+
+    await eventually(refused, "the session outlived its token")
+    ended = await paid.events(
+        "billing.playback.ended", lambda p: p["sessionId"] == session["id"], timeout=DEADLINE
+    )
+    # Every minute its token granted (SESSION_TTL seconds, a minute each here) is paid.
+    assert [(e["reason"], e["chargedMinutes"]) for e in ended] == [("EXPIRED", SESSION_TTL)]
+
+
+async def test_a_session_started_free_stops_granting_once_the_video_is_priced(
+    paid: Paid,
+) -> None:
+    owner, viewer = await paid.register(), await paid.register("VIEWER")
+    video_id = await paid.ready_video(owner)
+    await paid.wait_access(video_id, viewer, "FREE")
+    session = await paid.start(viewer, video_id)
+    assert session["chargedMinutes"] == 0
+    url = paid.media(video_id, session["playbackToken"], SEGMENT)
+    assert await paid.status(url) == 200
+    await paid.set_price(owner, video_id, 10)
+    # Its heartbeats would keep it going for free: it ends instead, and its token with it.
+    beat = await paid.heartbeat(viewer, session["id"], 3)
+    assert codes(beat) == ["SESSION_ENDED"], beat
+    assert beat["errors"][0]["extensions"]["reason"] == "PRICE_CHANGED"
+    await _refused_with(paid, url, "session has ended")
+    ended = await paid.events(
+        "billing.playback.ended", lambda p: p["sessionId"] == session["id"], timeout=DEADLINE
+    )
+    assert [e["reason"] for e in ended] == ["PRICE_CHANGED"]
 
 
 async def test_ending_the_session_cuts_its_token_off_before_it_expires(paid: Paid) -> None:

@@ -111,19 +111,21 @@ async def test_hls_js_plays_a_priced_video_past_its_first_token_with_heartbeats(
     owner, viewer = await paid.register(), await paid.register("VIEWER")
     video_id = await paid.priced_video(owner, 1)
     await paid.deposit(viewer, 1_000)
-    body = await paid.router.execute(START, {"v": video_id}, token=viewer.token)
-    assert "errors" not in body, body
-    session = body["data"]["startPlayback"]
-    first_token = session["playbackToken"]
-    first_expiry = int(jwt.get_unverified_claims(first_token)["exp"])
     responses: list[tuple[float, str, int]] = []
 
     with _player_origin(paid.paid.player_origin) as origin:
-        query = urllib.parse.urlencode({"src": session["hlsUrl"], "token": first_token})
         async with async_playwright() as playwright:
             browser = await playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
             try:
                 page = await browser.new_page()
+                # The session starts once the browser is up, as a viewer presses play: until
+                # the player's position moves, heartbeats do not extend the first token.
+                body = await paid.router.execute(START, {"v": video_id}, token=viewer.token)
+                assert "errors" not in body, body
+                session = body["data"]["startPlayback"]
+                first_token = session["playbackToken"]
+                first_expiry = int(jwt.get_unverified_claims(first_token)["exp"])
+                query = urllib.parse.urlencode({"src": session["hlsUrl"], "token": first_token})
                 page.on(
                     "response",
                     lambda r: (
