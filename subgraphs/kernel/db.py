@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from pathlib import Path
@@ -95,6 +95,7 @@ class Database:
         self.url = url
         self.engine = create_engine(url, **engine_kwargs)
         self.sessions = async_sessionmaker(self.engine, expire_on_commit=False)
+        self._committed: list[Callable[[AsyncSession], None]] = []
 
     @property
     def is_sqlite(self) -> bool:
@@ -103,8 +104,15 @@ class Database:
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[AsyncSession]:
         """A session inside one transaction: committed on success, rolled back on any error."""
-        async with self.sessions() as session, session.begin():
-            yield session
+        async with self.sessions() as session:
+            async with session.begin():
+                yield session
+            for callback in self._committed:
+                callback(session)
+
+    def after_commit(self, callback: Callable[[AsyncSession], None]) -> None:
+        """Call `callback` with the session after each transaction of `transaction()` commits."""
+        self._committed.append(callback)
 
     async def dispose(self) -> None:
         await self.engine.dispose()

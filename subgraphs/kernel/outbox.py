@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+import zlib
 from collections.abc import Mapping
 from typing import Any
 
@@ -26,6 +27,7 @@ from sqlalchemy import (
     Text,
     insert,
     select,
+    text,
     update,
 )
 from sqlalchemy.dialects import postgresql, sqlite
@@ -36,6 +38,9 @@ from subgraphs.kernel.db import Database
 from subgraphs.kernel.logging import request_id_var
 
 log = logging.getLogger(__name__)
+
+
+_ENQUEUED = "reelgraph.outbox.enqueued"
 
 
 def define_outbox(metadata: MetaData) -> Table:
@@ -68,6 +73,7 @@ async def enqueue(
     session: AsyncSession, outbox: Table, topic: str, payload: Mapping[str, Any]
 ) -> None:
     """Record an event in the caller's transaction; it is published once that commits."""
+    session.info[_ENQUEUED] = True
     headers = {"request_id": rid} if (rid := request_id_var.get()) else {}
     await session.execute(
         insert(outbox).values(
@@ -111,6 +117,13 @@ class OutboxRelay:
         self.bus = bus
         self.interval = interval
         self._wake = asyncio.Event()
+        # Wake as soon as a transaction that wrote events commits, rather than at the next tick.
+        db.after_commit(self._committed)
+        self._lock_key = zlib.crc32(f"reelgraph.outbox.{outbox.fullname}".encode())
+
+    def _committed(self, session: AsyncSession) -> None:
+        if session.info.pop(_ENQUEUED, False):
+            self._wake.set()
 
     def notify(self) -> None:
         """Ask the relay to flush now rather than at its next tick."""
@@ -128,8 +141,13 @@ class OutboxRelay:
                     .limit(batch)
                 )
                 if not self.db.is_sqlite:
-                    # Replicas share the table; each row goes to one relay at a time.
-                    query = query.with_for_update(skip_locked=True)
+                    # Replicas share the table. One relay publishes at a time, so rows reach
+                    # the bus in commit order (skipping locked rows instead would let one
+                    # replica publish a later event while another still holds an earlier one).
+                    # SQLite's BEGIN IMMEDIATE serialises relays already.
+                    await session.execute(
+                        text("SELECT pg_advisory_xact_lock(:key)"), {"key": self._lock_key}
+                    )
                 rows = (await session.execute(query)).mappings().all()
                 for row in rows:
                     await self.bus.publish(
@@ -148,11 +166,12 @@ class OutboxRelay:
 
     async def run(self, stop: asyncio.Event) -> None:
         while not stop.is_set():
+            # Cleared before flushing: a commit during the flush wakes the next round at once.
+            self._wake.clear()
             try:
                 await self.flush()
             except Exception:
                 log.exception("outbox relay failed; retrying")
-            self._wake.clear()
             waiters = [asyncio.ensure_future(self._wake.wait()), asyncio.ensure_future(stop.wait())]
             await asyncio.wait(waiters, timeout=self.interval, return_when=asyncio.FIRST_COMPLETED)
             for waiter in waiters:

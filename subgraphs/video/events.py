@@ -123,9 +123,18 @@ def processing_payload(video: Video) -> dict[str, Any]:
 
 
 async def video_processing(session: AsyncSession, video: Video) -> None:
-    """A status change for live subscribers. Through the outbox so that the end of processing
-    is never lost; progress ticks are published directly (`VideoService.record_progress`)."""
+    """A status change for live subscribers. Through the outbox, like progress ticks, so that
+    the end of processing is never lost and every change reaches the bus in commit order."""
     await enqueue(session, outbox, VIDEO_PROCESSING, processing_payload(video))
+
+
+async def processing_progress(session: AsyncSession, video_id: str, progress: float) -> None:
+    await enqueue(
+        session,
+        outbox,
+        VIDEO_PROCESSING,
+        {"videoId": video_id, "status": "PROCESSING", "progress": progress, "failureReason": None},
+    )
 
 
 async def media_transcode(session: AsyncSession, video_id: str) -> None:

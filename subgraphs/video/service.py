@@ -864,14 +864,8 @@ class VideoService:
                 )
                 .values(processing_progress=progress, updated_at=utcnow())
             )
-            moved = getattr(result, "rowcount", 0) == 1
-        if moved:
-            # Live only: a lost progress tick is harmless, the next one or the end follows.
-            await self.bus.publish(
-                events.VIDEO_PROCESSING,
-                {"videoId": video_id, "status": "PROCESSING", "progress": progress,
-                 "failureReason": None},
-            )  # fmt: skip
+            if getattr(result, "rowcount", 0) == 1:
+                await events.processing_progress(session, video_id, progress)
 
     async def mark_ready(self, message_id: str, payload: Mapping[str, Any]) -> None:
         """`media.ready`: PROCESSING → READY with the media; anything else is left alone."""

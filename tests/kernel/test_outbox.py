@@ -9,6 +9,7 @@ import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import asyncpg
 import pytest
@@ -191,8 +192,19 @@ async def test_flush_publishes_in_commit_order_across_batches(store: Store, bus:
     assert [m.payload["n"] for m in await claim_all(bus)] == list(range(7))
 
 
-async def test_two_relays_flushing_at_once_publish_each_event_once(store: Store, bus: Bus) -> None:
-    # Replicas share the outbox table; each has its own engine and relay.
+async def test_two_relays_flushing_at_once_publish_each_event_once_in_order(
+    store: Store, bus: Bus, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Replicas share the outbox table; each has its own engine and relay. A slow publish keeps
+    # one relay busy with its batch while the other flushes: the bus must still see commit
+    # order (a progress event must never overtake the event before it).
+    publish = bus.publish
+
+    async def slow_publish(*args: Any, **kwargs: Any) -> str:
+        await asyncio.sleep(0.01)
+        return await publish(*args, **kwargs)
+
+    monkeypatch.setattr(bus, "publish", slow_publish)
     other = Database(store.db.url)
     try:
         relays = [
@@ -208,7 +220,7 @@ async def test_two_relays_flushing_at_once_publish_each_event_once(store: Store,
         await other.dispose()
 
     assert sum(counts) == 20
-    assert sorted(m.payload["n"] for m in await claim_all(bus)) == list(range(20))
+    assert [m.payload["n"] for m in await claim_all(bus)] == list(range(20))
     assert await pending(store) == 0
 
 
