@@ -12,7 +12,7 @@ import contextlib
 import sys
 import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -276,14 +276,3 @@ async def paid(paid_stack: PaidStack) -> AsyncIterator[Paid]:
         await client.close()
         await bus.close()
         await storage.close()
-
-
-async def eventually(
-    check: Callable[[], Awaitable[bool]], message: str, timeout: float = DEADLINE
-) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if await check():
-            return
-        await asyncio.sleep(0.1)
-    raise AssertionError(message)

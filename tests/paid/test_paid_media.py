@@ -13,8 +13,8 @@ import time
 
 from jose import jwt
 
-from tests.paid.conftest import DEADLINE, SESSION_TTL, Paid, eventually
-from tests.video.conftest import codes
+from tests.paid.conftest import DEADLINE, SESSION_TTL, Paid
+from tests.video.conftest import codes, eventually
 
 VARIANT = "hls/90p/index.m3u8"
 SEGMENT = "hls/90p/segment_00000.ts"
