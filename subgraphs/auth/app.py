@@ -26,7 +26,7 @@ def create_app(settings: Settings | None = None) -> ASGIApp:
     keys = key_store(settings)
     keys.ensure()
     runtime = ServiceRuntime("auth", settings, outbox=outbox, keys=keys)
-    service = AuthService(runtime.db, keys, settings, on_events=runtime.relay.notify)
+    service = AuthService(runtime.db, keys, settings)
     proxies = settings.trusted_proxy_set()
 
     async def context(connection: HTTPConnection) -> AuthContext:

@@ -8,7 +8,7 @@ import secrets
 import time
 import unicodedata
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from urllib.parse import urlsplit
@@ -195,13 +195,10 @@ class AuthService:
         db: Database,
         keys: KeyStore,
         settings: Settings,
-        *,
-        on_events: Callable[[], None] = lambda: None,
     ) -> None:
         self.db = db
         self.keys = keys
         self.settings = settings
-        self._on_events = on_events
         self._dummy_hash: str | None = None
 
     # Registration and sign-in -----------------------------------------------------------
@@ -237,7 +234,6 @@ class AuthService:
         except IntegrityError:
             # Lost a race with a concurrent registration of the same email or handle.
             raise Conflict("That email or handle is already registered.") from None
-        self._on_events()
         return tokens
 
     async def login(self, *, email: str, password: str, client_ip: str) -> IssuedTokens:
@@ -393,7 +389,6 @@ class AuthService:
                 await events.user_updated(session, user)
         except IntegrityError:
             raise Conflict("That handle is already taken.", field="handle") from None
-        self._on_events()
         return user
 
     async def become_creator(self, claims: AccessClaims) -> AccessToken:
@@ -406,7 +401,6 @@ class AuthService:
                 await session.flush()
                 await events.user_updated(session, user)
             token, expires_in = self._access_token(user, session_id=claims.session_id)
-        self._on_events()
         return AccessToken(access_token=token, expires_in=expires_in, user=user)
 
     async def set_role(self, claims: AccessClaims, user_id: str, role: str) -> User:
@@ -423,7 +417,6 @@ class AuthService:
                 session.add(user)
                 await session.flush()
                 await events.user_updated(session, user)
-        self._on_events()
         return user
 
     async def set_suspended(self, claims: AccessClaims, user_id: str, *, suspended: bool) -> User:
@@ -442,7 +435,6 @@ class AuthService:
             session.add(user)
             await session.flush()
             await events.user_updated(session, user)
-        self._on_events()
         return user
 
     async def delete_user(self, claims: AccessClaims, user_id: str) -> None:
@@ -453,7 +445,6 @@ class AuthService:
                 raise Forbidden("Use deleteAccount to delete your own account.")
             user = await self._get_or_404(session, user_id)
             await self._delete(session, user)
-        self._on_events()
 
     async def delete_account(self, claims: AccessClaims, *, password: str, client_ip: str) -> None:
         async with self.db.transaction() as session:
@@ -465,7 +456,6 @@ class AuthService:
         async with self.db.transaction() as session:
             user = await self._active_user(session, claims)
             await self._delete(session, user)
-        self._on_events()
 
     # Reads -------------------------------------------------------------------------------
 

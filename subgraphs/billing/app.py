@@ -45,7 +45,6 @@ def create_app(settings: Settings | None = None) -> ASGIApp:
         settings,
         provider=payment_provider(settings),
         playback_keys=keys,
-        on_events=runtime.relay.notify,
     )
     for consumer in events.consumers(runtime.bus, settings, service.apply_event):
         runtime.add_background(consumer)

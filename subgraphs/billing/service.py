@@ -248,14 +248,12 @@ class BillingService:
         *,
         provider: PaymentProvider,
         playback_keys: KeyStore,
-        on_events: Callable[[], None] = lambda: None,
         clock: Callable[[], datetime] = utcnow,
     ) -> None:
         self.db = db
         self.settings = settings
         self.provider = provider
         self.playback_keys = playback_keys
-        self._on_events = on_events
         self.clock = clock
         self.currencies = settings.billing_currency_set()
 
@@ -434,7 +432,6 @@ class BillingService:
                 deposit.failure_code = result.failure_code or "PAYMENT_DECLINED"
                 deposit.failure_message = (result.failure_message or "Declined.")[:200]
             session.add(deposit)
-        self._on_events()
         return deposit
 
     # Wallet ------------------------------------------------------------------------------
@@ -550,7 +547,6 @@ class BillingService:
                 ),
                 EndReason.PRICE_CHANGED,
             )
-        self._on_events()
         return VideoPrice(video_id, price, currency)
 
     async def prices(
@@ -648,7 +644,6 @@ class BillingService:
             else:
                 at = self.clock().timestamp() if published_at is None else published_at
                 await self._project_video(session, topic, payload, at)
-        self._on_events()
 
     async def _project_video(
         self, session: AsyncSession, topic: str, payload: dict[str, Any], published_at: float
@@ -809,7 +804,6 @@ class BillingService:
                 # No savepoint: without funds for the first minute nothing is kept.
                 await self._charge_minute(session, playback, 0, now)
             session.add(playback)
-        self._on_events()
         return self._view(playback)
 
     def minutes_begun(self, playback: PlaybackSession, now: datetime) -> int:
@@ -876,7 +870,6 @@ class BillingService:
                     _fault(self.settings, "crash_before_charge_commit")
         if charged:
             _fault(self.settings, "crash_after_charge_commit")
-        self._on_events()
         if lapsed is not None:
             raise SessionEnded("This playback session has expired.", reason=lapsed.value)
         if ended is EndReason.INSUFFICIENT_FUNDS:
@@ -993,8 +986,6 @@ class BillingService:
                     continue
                 await self._expire(session, playback)
                 ended += 1
-        if ended:
-            self._on_events()
         return ended
 
     async def end_playback(self, viewer: AccessClaims, session_id: str) -> Playback:
@@ -1013,7 +1004,6 @@ class BillingService:
                         playback,
                         EndReason.ENDED_BY_VIEWER if paid else EndReason.INSUFFICIENT_FUNDS,
                     )
-        self._on_events()
         return self._view(playback)
 
     async def playback_session(self, viewer: AccessClaims, session_id: str) -> Playback:
@@ -1090,7 +1080,6 @@ class BillingService:
         except IntegrityError:
             # A concurrent refund of the same target committed first.
             raise Conflict("This has already been refunded.", reason="ALREADY_REFUNDED") from None
-        self._on_events()
         return refund
 
     async def _refund_legs(

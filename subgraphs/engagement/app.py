@@ -22,7 +22,7 @@ from subgraphs.kernel.settings import Settings
 def create_app(settings: Settings | None = None) -> ASGIApp:
     settings = settings or Settings()
     runtime = ServiceRuntime("engagement", settings, outbox=outbox)
-    service = EngagementService(runtime.db, settings, on_events=runtime.relay.notify)
+    service = EngagementService(runtime.db, settings)
     proxies = settings.trusted_proxy_set()
 
     for topic, handler in service.projection.handlers().items():

@@ -125,10 +125,6 @@ class OutboxRelay:
         if session.info.pop(_ENQUEUED, False):
             self._wake.set()
 
-    def notify(self) -> None:
-        """Ask the relay to flush now rather than at its next tick."""
-        self._wake.set()
-
     async def flush(self, batch: int = 100) -> int:
         """Publish every pending row; return how many were published."""
         total = 0

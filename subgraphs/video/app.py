@@ -150,14 +150,12 @@ def create_app(settings: Settings | None = None) -> ASGIApp:
         search=SearchIndex(runtime.db.engine.dialect.name),
         settings=settings,
         bus=runtime.bus,
-        on_events=runtime.relay.notify,
     )
     uploads = UploadService(
         db=runtime.db,
         storage=storage,
         videos=service,
         settings=settings,
-        on_events=runtime.relay.notify,
     )
     playback = playback_verifier(settings)
     paid = PaidAccess(db=runtime.db, settings=settings, playback=playback)

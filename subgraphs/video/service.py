@@ -461,7 +461,6 @@ class VideoService:
     search: SearchIndex
     settings: Settings
     bus: Bus
-    on_events: Callable[[], None] = lambda: None
     _categories: list[Category] | None = field(default=None, init=False)
 
     # Reads -------------------------------------------------------------------------------------
@@ -823,14 +822,12 @@ class VideoService:
             )
             if announce:
                 await events.video_updated(session, video)
-        self.on_events()
         return video
 
     async def delete_video(self, viewer: AccessClaims, video_id: str) -> None:
         async with self.db.transaction() as session:
             video = await self._managed(session, viewer, video_id)
             await self.delete_rows(session, video)
-        self.on_events()
         await self.purge_media_quietly(video.id)
 
     # Processing (the media worker's answers) -------------------------------------------------
@@ -933,7 +930,6 @@ class VideoService:
                 orphan = True
             elif video.status == "PROCESSING":
                 await finish(session, video)
-        self.on_events()
         if orphan:
             # The video was deleted while it was being processed: drop what the worker wrote.
             await self.purge_media(video_id)
@@ -993,7 +989,6 @@ class VideoService:
             for stream in streams:
                 await session.delete(stream)
                 await events.stream_deleted(session, stream)
-        self.on_events()
 
     # Live streams ----------------------------------------------------------------------------
 
@@ -1016,7 +1011,6 @@ class VideoService:
             session.add(stream)
             await session.flush()
             await events.stream_created(session, stream)
-        self.on_events()
         return stream
 
     async def _managed_stream(
@@ -1044,7 +1038,6 @@ class VideoService:
             stream = await self._managed_stream(session, viewer, stream_id)
             await session.delete(stream)
             await events.stream_deleted(session, stream)
-        self.on_events()
 
     async def live_streams_by_id(self, ids: Sequence[str]) -> list[LiveStream | None]:
         valid = [i for i in ids if is_uuid(i)]

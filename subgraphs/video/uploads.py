@@ -126,7 +126,6 @@ class UploadService:
     storage: Storage
     videos: VideoService
     settings: Settings
-    on_events: Callable[[], None] = lambda: None
     _finalizing: set[asyncio.Task[None]] = field(default_factory=set, init=False)
 
     @property
@@ -167,7 +166,6 @@ class UploadService:
                 expires_at=now + self.expiry,
             )
             session.add(upload)
-        self.on_events()
         return video, upload
 
     async def _check_open_uploads(self, session: AsyncSession, owner_id: str) -> None:
@@ -231,7 +229,6 @@ class UploadService:
             with contextlib.suppress(Exception):
                 await self.storage.delete_prefix(f"uploads/{video_id}/")
             raise
-        self.on_events()
         return video
 
     # The resumable protocol's operations --------------------------------------------------
@@ -368,7 +365,6 @@ class UploadService:
             if upload.completed_at is not None or upload.offset == upload.length:
                 raise Conflict("This upload is complete; delete the video instead.")
             await self._delete_video(session, upload)
-        self.on_events()
         await self.videos.purge_media_quietly(upload.video_id)
 
     async def _delete_video(self, session: AsyncSession, upload: Upload) -> None:
@@ -450,7 +446,6 @@ class UploadService:
                 )
             elif await session.get(Upload, upload_id) is None:
                 orphan = True
-        self.on_events()
         if orphan:
             await self.videos.purge_media_quietly(upload.video_id)
         elif started:
@@ -519,8 +514,6 @@ class UploadService:
             if video_id is not None:
                 removed += 1
                 await self.videos.purge_media_quietly(video_id)
-        if removed:
-            self.on_events()
         return finished, removed
 
     async def run_sweeper(self, stop: asyncio.Event) -> None:

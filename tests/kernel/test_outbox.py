@@ -266,3 +266,21 @@ async def test_first_delivery_claimed_in_a_rolled_back_transaction_can_be_claime
 
     async with store.db.transaction() as session:
         assert await first_delivery(session, store.inbox, "video", TOPIC, "9-0") is True
+
+
+async def test_a_commit_that_wrote_events_wakes_a_running_relay(store: Store, bus: Bus) -> None:
+    # A tick far longer than the wait below: only the commit's wake-up can publish in time.
+    relay = OutboxRelay(store.db, store.outbox, bus, interval=60.0)
+    stop = asyncio.Event()
+    running = asyncio.create_task(relay.run(stop))
+    try:
+        await asyncio.sleep(0.2)  # the first round has run and the relay is waiting
+        async with store.db.transaction() as session:
+            await enqueue(session, store.outbox, TOPIC, {"n": "woken"})
+        async with asyncio.timeout(10):
+            while await pending(store):
+                await asyncio.sleep(0.05)
+    finally:
+        stop.set()
+        await running
+    assert [m.payload for m in await claim_all(bus)] == [{"n": "woken"}]

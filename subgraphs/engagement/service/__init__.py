@@ -8,7 +8,7 @@ services' events.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from sqlalchemy import select
@@ -46,9 +46,8 @@ class EngagementService:
         settings: Settings,
         *,
         clock: Clock = time.time,
-        on_events: Callable[[], None] = lambda: None,
     ) -> None:
-        self.parts = Parts(db, settings, clock, on_events)
+        self.parts = Parts(db, settings, clock)
         self.reactions = Reactions(self.parts)
         self.comments = Comments(self.parts)
         self.library = Library(self.parts)

@@ -37,7 +37,6 @@ class Parts:
     settings: Settings
     clock: Clock = time.time
     # Called after a transaction that wrote outbox rows commits: publish them now.
-    on_events: Callable[[], None] = lambda: None
 
     def now(self) -> datetime:
         return datetime.fromtimestamp(self.clock(), UTC)

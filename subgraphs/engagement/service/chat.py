@@ -121,7 +121,6 @@ class Chat:
                 body=text,
                 created_at=now,
             )
-        self.parts.on_events()
         return message
 
     async def history(self, stream_id: str, last: int) -> list[ChatMessage]:
@@ -168,7 +167,6 @@ class Chat:
             await events.chat_message_deleted(
                 session, message_id=message.id, stream_id=message.stream_id
             )
-        self.parts.on_events()
         return True
 
     async def ban(

@@ -72,7 +72,6 @@ class LivePresence:
             )
             await session.flush()
             count = await self._publish(session, stream_id, version)
-        self.parts.on_events()
         return Joined(connection_id, stream_id, count, version)
 
     async def _anonymous_key(self, session: AsyncSession, stream_id: str, address: str) -> str:
@@ -128,7 +127,6 @@ class LivePresence:
             if row.viewer_key.startswith("a:"):
                 await self._refill(session, row.stream_id, row.viewer_key)
             await self._publish(session, row.stream_id, version)
-        self.parts.on_events()
 
     async def counts(self, stream_ids: Sequence[str]) -> dict[str, int]:
         valid = [s for s in stream_ids if is_id(s)]
@@ -183,8 +181,6 @@ class LivePresence:
                 )
                 if rowcount(dropped):
                     await self._publish(session, stream_id, version)
-        if streams:
-            self.parts.on_events()
 
     @staticmethod
     async def _lock_room(session: AsyncSession, stream_id: str) -> int:

@@ -105,7 +105,6 @@ class Projection:
                 if not await first_delivery(session, inbox, events.GROUP, topic, message.id):
                     return
                 await effect(session, {**message.payload, "_topic": topic}, message.published_at)
-            self.parts.on_events()
 
         return handle
 
